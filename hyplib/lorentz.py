@@ -1,0 +1,337 @@
+"""Pure functions on one Lorentz hyperboloid of constant curvature ``-curv`` (``curv > 0``).
+
+Conventions (every function here follows them):
+
+* The hyperboloid is ``{(x_t, x) : <(x_t, x), (x_t, x)>_L = -1/curv, x_t > 0}`` with the
+  Lorentzian inner product ``<a, b>_L = a . b - a_t b_t``. This is MERU's convention.
+* A point stores **only its space part** ``x`` of shape ``(..., n)``; its time part is
+  ``x_t = sqrt(1/curv + |x|^2)`` (see :func:`time_component`). The root (origin) is ``x = 0``.
+  Tangent vectors at the root are plain ``(..., n)`` tensors as well.
+* ``curv`` is keyword-only: a positive float or a tensor that broadcasts against the batch
+  shape ``x.shape[:-1]`` (for pairwise forms: against the leading dims ``...`` of
+  ``(..., B, n)``), which is how a product of factors passes one curvature per factor.
+* Mapping to geoopt: ``geoopt.Lorentz(k)`` uses ``<x, x>_L = -k`` with the time coordinate
+  first, so ``k_geoopt = 1 / curv`` and a full geoopt point is ``lift(x, curv=curv)``.
+  ``geoopt.PoincareBall(c)`` uses the same ``c`` as ``curv`` here (see :func:`to_poincare`).
+* Low-precision inputs (float16, bfloat16) are computed in float32, and autocast is switched
+  off inside these functions, so the hyperbolic arithmetic never runs in half precision.
+* Small constants come from :func:`eps_for`, chosen per dtype: a fixed ``1e-8`` vanishes next
+  to 1 in float32, which would put the clamps exactly on the singular points.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from numbers import Real
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "eps_for", "time_component", "lift", "inner", "pairwise_inner", "dist", "pairwise_dist",
+    "dist0", "expmap0", "logmap0", "half_aperture", "exterior_angle",
+    "pairwise_exterior_angle", "to_klein", "from_klein", "einstein_midpoint", "to_poincare",
+    "geodesic",
+]
+
+#: Largest ``sqrt(curv) * |v|`` fed to ``sinh`` in :func:`expmap0`: ``sinh`` of it is 2**15,
+#: so coordinates stay representable even after a cast to float16.
+MAX_EXP_ARG = math.asinh(2.0**15)
+
+
+def eps_for(dtype: torch.dtype) -> float:
+    """Small positive constant for clamps in ``dtype``: 8 machine epsilons (float32 or wider)."""
+    if dtype in (torch.float16, torch.bfloat16):
+        dtype = torch.float32
+    return 8.0 * torch.finfo(dtype).eps
+
+
+def _working(t: Tensor) -> Tensor:
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def _full_precision(fn):
+    """Run ``fn`` with autocast off and half-precision tensor arguments upcast to float32."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        args = tuple(_working(a) if isinstance(a, Tensor) else a for a in args)
+        kwargs = {k: _working(v) if isinstance(v, Tensor) else v for k, v in kwargs.items()}
+        device = next((a.device.type for a in args if isinstance(a, Tensor)), "cpu")
+        with torch.autocast(device_type=device, enabled=False):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _check_curv(curv) -> None:
+    if isinstance(curv, Tensor):
+        # A device sync would stall the training loop; CPU tensors (configs, tests) are checked.
+        if curv.device.type == "cpu" and not bool(torch.all(curv > 0)):
+            raise ValueError(f"curv must be positive, got a tensor with min {curv.min().item()}")
+    elif isinstance(curv, Real):
+        if not curv > 0:
+            raise ValueError(f"curv must be positive, got {curv}")
+    else:
+        raise ValueError(f"curv must be a positive float or tensor, got {type(curv).__name__}")
+
+
+def _check_same_dim(x: Tensor, y: Tensor, xname: str = "x", yname: str = "y") -> None:
+    if x.shape[-1] != y.shape[-1]:
+        raise ValueError(
+            f"{xname} and {yname} must share their last (space) dimension, got "
+            f"{xname}.shape={tuple(x.shape)} and {yname}.shape={tuple(y.shape)}"
+        )
+
+
+def _check_broadcast(x: Tensor, y: Tensor) -> None:
+    _check_same_dim(x, y)
+    try:
+        torch.broadcast_shapes(x.shape, y.shape)
+    except RuntimeError as err:
+        raise ValueError(
+            f"x.shape={tuple(x.shape)} and y.shape={tuple(y.shape)} do not broadcast"
+        ) from err
+
+
+def _sq_norm(x: Tensor) -> Tensor:
+    return (x * x).sum(-1)
+
+
+def _norm(x: Tensor) -> Tensor:
+    # Floor at eps**2 before the sqrt: the sqrt's gradient is infinite at exactly zero.
+    return torch.sqrt(torch.clamp(_sq_norm(x), min=eps_for(x.dtype) ** 2))
+
+
+def _as_tensor(curv, like: Tensor) -> Tensor:
+    return torch.as_tensor(curv, dtype=like.dtype, device=like.device)
+
+
+@_full_precision
+def time_component(x: Tensor, *, curv) -> Tensor:
+    """Time coordinate of points ``x`` (..., n): ``sqrt(1/curv + |x|^2)``, shape (...)."""
+    _check_curv(curv)
+    return torch.sqrt(1.0 / curv + _sq_norm(x))
+
+
+@_full_precision
+def lift(x: Tensor, *, curv) -> Tensor:
+    """Full coordinates ``(x_t, x)`` of shape (..., n + 1), time first (geoopt's order)."""
+    return torch.cat([time_component(x, curv=curv).unsqueeze(-1), x], dim=-1)
+
+
+@_full_precision
+def inner(x: Tensor, y: Tensor, *, curv) -> Tensor:
+    """Paired Lorentzian inner product ``x . y - x_t y_t``; broadcasts, returns (...).
+
+    .. math:: \\langle x, y \\rangle_L = x \\cdot y - x_t y_t
+    """
+    _check_broadcast(x, y)
+    return (x * y).sum(-1) - time_component(x, curv=curv) * time_component(y, curv=curv)
+
+
+@_full_precision
+def pairwise_inner(x: Tensor, y: Tensor, *, curv) -> Tensor:
+    """All-pairs Lorentzian inner product: (..., B1, n) x (..., B2, n) -> (..., B1, B2).
+
+    One matmul plus an outer product of time parts; ``curv`` broadcasts against ``...``.
+    """
+    _check_same_dim(x, y)
+    _check_curv(curv)
+    c = _as_tensor(curv, x).unsqueeze(-1)
+    xt = torch.sqrt(1.0 / c + _sq_norm(x))
+    yt = torch.sqrt(1.0 / c + _sq_norm(y))
+    return x @ y.transpose(-1, -2) - xt.unsqueeze(-1) * yt.unsqueeze(-2)
+
+
+def _acosh_of_neg_inner(prod: Tensor, curv) -> Tensor:
+    # Floor at 1 + eps: rounding can push -c<x,y> below 1 for (nearly) coincident points,
+    # where acosh is undefined and its gradient infinite.
+    arg = torch.clamp(-curv * prod, min=1.0 + eps_for(prod.dtype))
+    return torch.acosh(arg)
+
+
+@_full_precision
+def dist(x: Tensor, y: Tensor, *, curv) -> Tensor:
+    """Paired geodesic distance, broadcasting; returns (...).
+
+    .. math:: d(x, y) = \\operatorname{acosh}(-c \\langle x, y \\rangle_L) / \\sqrt{c}
+    """
+    prod = inner(x, y, curv=curv)
+    c = _as_tensor(curv, prod)
+    return _acosh_of_neg_inner(prod, c) / c.sqrt()
+
+
+@_full_precision
+def pairwise_dist(x: Tensor, y: Tensor, *, curv) -> Tensor:
+    """All-pairs geodesic distance: (..., B1, n) x (..., B2, n) -> (..., B1, B2)."""
+    prod = pairwise_inner(x, y, curv=curv)
+    c = _as_tensor(curv, prod)[..., None, None]
+    return _acosh_of_neg_inner(prod, c) / c.sqrt()
+
+
+@_full_precision
+def dist0(x: Tensor, *, curv) -> Tensor:
+    """Distance from the root to ``x`` (..., n), shape (...).
+
+    .. math:: d(O, x) = \\operatorname{acosh}(\\sqrt{1 + c|x|^2}) / \\sqrt{c}
+              = \\operatorname{asinh}(\\sqrt{c}\\,|x|) / \\sqrt{c}
+
+    The ``asinh`` form is used: it is exact near the root, where ``acosh`` loses digits.
+    """
+    _check_curv(curv)
+    sqrt_c = _as_tensor(curv, x).sqrt()
+    return torch.asinh(sqrt_c * _norm(x)) / sqrt_c
+
+
+@_full_precision
+def expmap0(v: Tensor, *, curv) -> Tensor:
+    """Exponential map at the root of tangent vectors ``v`` (..., n); returns space parts.
+
+    .. math:: \\exp_O(v) = \\frac{\\sinh(\\sqrt{c}|v|)}{\\sqrt{c}|v|} v
+    """
+    _check_curv(curv)
+    sqrt_c = _as_tensor(curv, v).sqrt()
+    scaled_norm = sqrt_c * _norm(v)
+    # Cap the sinh argument so |x| <= 2**15 / sqrt(c): beyond it float16/bfloat16 consumers
+    # of the coordinates overflow (MERU's remark on unscaled 512-d features).
+    capped = torch.clamp(scaled_norm, max=MAX_EXP_ARG)
+    return (torch.sinh(capped) / scaled_norm).unsqueeze(-1) * v
+
+
+@_full_precision
+def logmap0(x: Tensor, *, curv) -> Tensor:
+    """Logarithmic map at the root of points ``x`` (..., n); inverse of :func:`expmap0`.
+
+    .. math:: \\log_O(x) = \\frac{\\operatorname{asinh}(\\sqrt{c}|x|)}{\\sqrt{c}|x|} x
+    """
+    _check_curv(curv)
+    sqrt_c = _as_tensor(curv, x).sqrt()
+    scaled_norm = sqrt_c * _norm(x)
+    return (torch.asinh(scaled_norm) / scaled_norm).unsqueeze(-1) * x
+
+
+@_full_precision
+def half_aperture(x: Tensor, *, curv, min_radius: float = 0.1) -> Tensor:
+    """Half-aperture of the entailment cone at ``x`` (..., n), shape (...); in (0, pi/2).
+
+    .. math:: \\omega(x) = \\arcsin\\big(2K / (\\sqrt{c}|x|)\\big),\\quad K = \\text{min_radius}
+
+    For ``|x| <= 2K / sqrt(c)`` the ratio saturates and the cone is (almost) a half-space.
+    """
+    _check_curv(curv)
+    eps = eps_for(x.dtype)
+    sqrt_c = _as_tensor(curv, x).sqrt()
+    ratio = 2.0 * min_radius / (sqrt_c * _norm(x))
+    # Keep the argument off +-1, where asin's gradient is infinite.
+    return torch.asin(torch.clamp(ratio, min=-1.0 + eps, max=1.0 - eps))
+
+
+def _exterior_angle_from(prod: Tensor, xt: Tensor, yt: Tensor, x_norm: Tensor, curv) -> Tensor:
+    eps = eps_for(prod.dtype)
+    c_prod = curv * prod
+    numerator = yt + c_prod * xt
+    # (c<x,y>)^2 - 1 >= 0 on the manifold; rounding and coincident points make it ~0 or
+    # negative, so floor it before the sqrt (whose gradient at 0 is infinite).
+    denominator = x_norm * torch.sqrt(torch.clamp(c_prod * c_prod - 1.0, min=eps))
+    # Keep acos's argument off +-1, where its gradient is infinite.
+    return torch.acos(torch.clamp(numerator / denominator, min=-1.0 + eps, max=1.0 - eps))
+
+
+@_full_precision
+def exterior_angle(x: Tensor, y: Tensor, *, curv) -> Tensor:
+    """Paired exterior angle: the angle at ``x`` in the triangle O-x-y, in [0, pi]; (...).
+
+    It is the angle between the geodesic from ``x`` away from the root and the geodesic from
+    ``x`` to ``y``; ``y`` lies in ``x``'s entailment cone iff it is <= :func:`half_aperture`.
+
+    .. math:: \\phi(x, y) = \\arccos\\frac{y_t + c\\langle x,y\\rangle_L x_t}
+              {|x|\\sqrt{(c\\langle x,y\\rangle_L)^2 - 1}}
+    """
+    _check_broadcast(x, y)
+    _check_curv(curv)
+    prod = inner(x, y, curv=curv)
+    return _exterior_angle_from(
+        prod, time_component(x, curv=curv), time_component(y, curv=curv), _norm(x), curv
+    )
+
+
+@_full_precision
+def pairwise_exterior_angle(x: Tensor, y: Tensor, *, curv) -> Tensor:
+    """All-pairs exterior angle at ``x_i`` towards ``y_j``: (..., B1, n) x (..., B2, n) -> (..., B1, B2)."""
+    prod = pairwise_inner(x, y, curv=curv)
+    c = _as_tensor(curv, prod)
+    xt = torch.sqrt(1.0 / c.unsqueeze(-1) + _sq_norm(x)).unsqueeze(-1)
+    yt = torch.sqrt(1.0 / c.unsqueeze(-1) + _sq_norm(y)).unsqueeze(-2)
+    return _exterior_angle_from(prod, xt, yt, _norm(x).unsqueeze(-1), c[..., None, None])
+
+
+@_full_precision
+def to_klein(x: Tensor, *, curv) -> Tensor:
+    """Beltrami-Klein coordinates ``k = x / x_t`` (..., n), inside the unit ball."""
+    return x / time_component(x, curv=curv).unsqueeze(-1)
+
+
+@_full_precision
+def from_klein(k: Tensor, *, curv) -> Tensor:
+    """Space part of the hyperboloid point with Klein coordinates ``k`` (|k| < 1).
+
+    .. math:: x = k / \\sqrt{c (1 - |k|^2)}
+    """
+    _check_curv(curv)
+    # Floor 1 - |k|^2: the unit sphere of the Klein ball is at infinite distance.
+    gap = torch.clamp(1.0 - _sq_norm(k), min=eps_for(k.dtype))
+    return k / torch.sqrt(_as_tensor(curv, k) * gap).unsqueeze(-1)
+
+
+@_full_precision
+def einstein_midpoint(x: Tensor, *, curv, weights: Tensor | None = None) -> Tensor:
+    """Weighted Einstein midpoint of ``N`` points ``x`` (..., N, n) -> (..., n).
+
+    In Klein coordinates ``k_e = sum w_j g_j k_j / sum w_j g_j`` with the Lorentz factor
+    ``g_j = 1 / sqrt(1 - |k_j|^2) = sqrt(c) x_t,j`` (ATMG's ``1/sqrt(1 - c|k|^2)`` equals it
+    only for ``c = 1`` with these ``k``), mapped back to the hyperboloid. ``curv`` broadcasts
+    against ``...``; ``weights`` (..., N) are non-negative and default to uniform.
+    """
+    _check_curv(curv)
+    if weights is None:
+        weights = torch.ones(x.shape[:-1], dtype=x.dtype, device=x.device)
+    elif weights.shape != x.shape[:-1]:
+        raise ValueError(f"weights.shape={tuple(weights.shape)} must equal x.shape[:-1]={tuple(x.shape[:-1])}")
+    c = _as_tensor(curv, x).unsqueeze(-1)
+    xt = torch.sqrt(1.0 / c + _sq_norm(x))
+    klein = x / xt.unsqueeze(-1)
+    gamma = weights * c.sqrt() * xt
+    # Floor the total weight: all-zero weights would divide by zero.
+    total = torch.clamp(gamma.sum(-1, keepdim=True), min=eps_for(x.dtype))
+    k_e = (gamma.unsqueeze(-1) * klein).sum(-2) / total
+    return from_klein(k_e, curv=curv)
+
+
+@_full_precision
+def to_poincare(x: Tensor, *, curv) -> Tensor:
+    """Poincare-ball coordinates ``x / (1 + sqrt(c) x_t)``: ball of radius ``1/sqrt(c)``,
+    the same model as ``geoopt.PoincareBall(c=curv)``."""
+    sqrt_c = _as_tensor(curv, x).sqrt()
+    return x / (1.0 + sqrt_c * time_component(x, curv=curv)).unsqueeze(-1)
+
+
+@_full_precision
+def geodesic(x: Tensor, y: Tensor, *, curv, steps: int) -> Tensor:
+    """``steps`` points on the geodesic from ``x`` to ``y`` (both ends included).
+
+    ``x``, ``y``: (..., n), broadcasting; returns (..., steps, n). With ``theta = sqrt(c) d``
+    the point at ``t`` is ``(sinh((1-t) theta) X + sinh(t theta) Y) / sinh(theta)`` in full
+    coordinates, and the space part follows the same combination. Pass ``x = 0`` for the
+    geodesic from the root.
+    """
+    if steps < 2:
+        raise ValueError(f"steps must be >= 2, got {steps}")
+    _check_broadcast(x, y)
+    sqrt_c = _as_tensor(curv, x).sqrt()
+    # Floor theta: for coincident endpoints the ratio of sinh's tends to linear interpolation.
+    theta = torch.clamp(sqrt_c * dist(x, y, curv=curv), min=eps_for(x.dtype)).unsqueeze(-1)
+    t = torch.linspace(0.0, 1.0, steps, dtype=x.dtype, device=x.device)
+    wx = torch.sinh((1.0 - t) * theta) / torch.sinh(theta)
+    wy = torch.sinh(t * theta) / torch.sinh(theta)
+    return wx.unsqueeze(-1) * x.unsqueeze(-2) + wy.unsqueeze(-1) * y.unsqueeze(-2)

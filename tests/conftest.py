@@ -1,0 +1,42 @@
+"""Shared fixtures: dtype x seed grids with per-dtype tolerances, and a network guard."""
+import socket
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+DTYPES = [torch.float32, torch.float64]
+SEEDS = [0, 1, 2]
+TOL = {torch.float32: dict(rtol=2e-4, atol=2e-5), torch.float64: dict(rtol=1e-9, atol=1e-10)}
+
+
+@pytest.fixture(params=DTYPES, ids=lambda d: str(d).replace("torch.", ""))
+def dtype(request):
+    return request.param
+
+
+@pytest.fixture(params=SEEDS, ids=lambda s: f"seed{s}")
+def gen(request):
+    return torch.Generator().manual_seed(request.param)
+
+
+@pytest.fixture
+def tol(dtype):
+    return TOL[dtype]
+
+
+class _NoNetwork(socket.socket):
+    def connect(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and (host.startswith("127.") or host in ("localhost", "::1")):
+            return super().connect(address)
+        if self.family == socket.AF_UNIX:
+            return super().connect(address)
+        raise RuntimeError(f"tests must run offline; attempted connection to {address!r}")
+
+
+@pytest.fixture(autouse=True)
+def _block_network(monkeypatch):
+    """Everything must work offline: any non-loopback connection fails the test."""
+    monkeypatch.setattr(socket, "socket", _NoNetwork)

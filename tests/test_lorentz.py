@@ -1,0 +1,211 @@
+"""Geometry core: identities, geoopt parity, pairwise = loops, clamps, dtypes, bad input."""
+import math
+
+import geoopt
+import pytest
+import torch
+
+from hyplib import lorentz as L
+
+CURVS = [1e-2, 0.1, 1.0, 3.0, 1e2]
+
+
+def _points(gen, dtype, n=6, dim=5, scale=1.0):
+    return (scale * torch.randn(n, dim, generator=gen, dtype=torch.float64)).to(dtype)
+
+
+@pytest.mark.parametrize("curv", CURVS)
+def test_points_on_hyperboloid(gen, dtype, curv):
+    v = _points(gen, dtype)
+    full = L.lift(L.expmap0(v, curv=curv), curv=curv).double()
+    minkowski = (full[:, 1:] ** 2).sum(-1) - full[:, 0] ** 2
+    rel = (minkowski + 1 / curv).abs() / (full[:, 0] ** 2)
+    assert rel.max() < (1e-5 if dtype == torch.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("curv", CURVS)
+def test_log_inverts_exp(gen, dtype, tol, curv):
+    v = _points(gen, dtype) / math.sqrt(curv)  # |sqrt(c) v| of order 1: away from the cap
+    torch.testing.assert_close(L.logmap0(L.expmap0(v, curv=curv), curv=curv), v, **tol)
+
+
+@pytest.mark.parametrize("curv", [0.1, 1.0, 3.0])
+def test_distance_axioms(gen, dtype, curv):
+    x, y, z = (_points(gen, dtype) for _ in range(3))
+    dxy, dyx = L.dist(x, y, curv=curv), L.dist(y, x, curv=curv)
+    torch.testing.assert_close(dxy, dyx)
+    assert L.dist(x, x, curv=curv).max() <= 10 * L.eps_for(dtype)
+    # The matmul form's diagonal is zero up to sqrt(2 eps x_t^2) (acosh near 1).
+    bound = 4 * (2 * L.eps_for(dtype) * (x.norm(dim=-1).max() ** 2 + 1 / curv)) ** 0.5
+    assert L.pairwise_dist(x, x, curv=curv).diagonal().max() <= bound
+    slack = 1e-4 if dtype == torch.float32 else 1e-9
+    assert torch.all(L.dist(x, z, curv=curv) <= dxy + L.dist(y, z, curv=curv) + slack)
+
+
+@pytest.mark.parametrize("curv", CURVS)
+def test_geoopt_parity(gen, curv):
+    x, y = _points(gen, torch.float64), _points(gen, torch.float64)
+    manifold = geoopt.Lorentz(k=1.0 / curv)
+    X, Y = L.lift(x, curv=curv), L.lift(y, curv=curv)
+    # geoopt carries its own internal eps, so agreement is relative, not bitwise.
+    opts = dict(rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(L.dist(x, y, curv=curv), manifold.dist(X, Y), **opts)
+    torch.testing.assert_close(L.dist0(x, curv=curv), manifold.dist0(X), **opts)
+    v = x / math.sqrt(curv)
+    V = torch.cat([torch.zeros_like(v[:, :1]), v], dim=-1)
+    torch.testing.assert_close(L.lift(L.expmap0(v, curv=curv), curv=curv), manifold.expmap0(V), **opts)
+    torch.testing.assert_close(L.logmap0(x, curv=curv), manifold.logmap0(X)[:, 1:], **opts)
+
+
+@pytest.mark.parametrize("curv", [0.5, 2.0])
+def test_poincare_matches_geoopt_ball(gen, curv):
+    x, y = _points(gen, torch.float64), _points(gen, torch.float64)
+    ball = geoopt.PoincareBall(c=curv)
+    px, py = L.to_poincare(x, curv=curv), L.to_poincare(y, curv=curv)
+    torch.testing.assert_close(ball.dist(px, py), L.dist(x, y, curv=curv), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("curv", [0.1, 1.0, 5.0])
+def test_pairwise_equal_loops(gen, dtype, tol, curv):
+    x, y = _points(gen, dtype, n=4), _points(gen, dtype, n=3)
+    for pairwise, paired in [(L.pairwise_inner, L.inner), (L.pairwise_dist, L.dist),
+                             (L.pairwise_exterior_angle, L.exterior_angle)]:
+        loop = torch.stack([torch.stack([paired(xi, yj, curv=curv) for yj in y]) for xi in x])
+        torch.testing.assert_close(pairwise(x, y, curv=curv), loop, **tol)
+
+
+def test_pairwise_with_per_factor_curvature(gen, dtype, tol):
+    x, y = _points(gen, dtype).reshape(2, 3, 5), _points(gen, dtype).reshape(2, 3, 5)
+    curv = torch.tensor([0.3, 2.0], dtype=dtype)
+    got = L.pairwise_dist(x, y, curv=curv)
+    for f in range(2):
+        torch.testing.assert_close(got[f], L.pairwise_dist(x[f], y[f], curv=float(curv[f])), **tol)
+
+
+def test_exterior_angle_hand_cases(dtype):
+    c = 1.0
+    x = torch.tensor([1.0, 0.0], dtype=dtype)
+    farther = torch.tensor([3.0, 0.0], dtype=dtype)  # further along the ray from the root
+    closer = torch.tensor([0.3, 0.0], dtype=dtype)   # back towards the root
+    side = L.expmap0(torch.tensor([0.0, 1.0], dtype=dtype), curv=c)
+    floor = 1.1 * math.sqrt(2 * L.eps_for(dtype))  # acos/asin arguments are kept 1 eps off +-1
+    assert L.exterior_angle(x, farther, curv=c) < floor
+    assert L.exterior_angle(x, closer, curv=c) > math.pi - floor
+    # The angle at x in O-x-y plus the interior angle at x of that triangle is pi; compare with
+    # the hyperbolic law of cosines on the triangle's sides.
+    a, b, o = L.dist0(x, curv=c), L.dist(x, side, curv=c), L.dist0(side, curv=c)
+    interior = torch.acos((torch.cosh(a) * torch.cosh(b) - torch.cosh(o)) / (torch.sinh(a) * torch.sinh(b)))
+    torch.testing.assert_close(L.exterior_angle(x, side, curv=c), math.pi - interior, rtol=1e-4, atol=1e-4)
+
+
+def test_half_aperture_values(dtype):
+    c, K = 1.0, 0.1
+    x = torch.tensor([[0.4, 0.0], [0.01, 0.0], [100.0, 0.0]], dtype=dtype)
+    got = L.half_aperture(x, curv=c, min_radius=K)
+    assert abs(got[0].item() - math.asin(0.5)) < 1e-6
+    floor = 1.1 * math.sqrt(2 * L.eps_for(dtype))
+    assert got[1].item() > math.pi / 2 - floor         # saturated: the cone is a half-space
+    assert abs(got[2].item() - math.asin(0.002)) < 1e-6
+
+
+def test_einstein_midpoint(gen, dtype, tol):
+    x = _points(gen, dtype, n=5, dim=3)
+    for curv in (0.1, 1.0, 4.0):
+        mid = L.einstein_midpoint(x, curv=curv)
+        full = L.lift(x, curv=curv).sum(0)  # hyperboloid projection of the summed vectors
+        expected = full[1:] / torch.sqrt(curv * (full[0] ** 2 - (full[1:] ** 2).sum()))
+        torch.testing.assert_close(mid, expected, **tol)
+    # Two points: the midpoint is equidistant and lies on their geodesic.
+    pair = x[:2]
+    mid = L.einstein_midpoint(pair, curv=1.0)
+    d0, d1 = L.dist(mid, pair[0], curv=1.0), L.dist(mid, pair[1], curv=1.0)
+    torch.testing.assert_close(d0, d1, **tol)
+    torch.testing.assert_close(d0 + d1, L.dist(pair[0], pair[1], curv=1.0), **tol)
+
+
+def test_klein_round_trip_and_geodesic(gen, dtype, tol):
+    x, y = _points(gen, dtype, n=2, dim=3)
+    curv = 0.7
+    k = L.to_klein(x, curv=curv)
+    assert k.norm(dim=-1).max() < 1
+    torch.testing.assert_close(L.from_klein(k, curv=curv), x, **tol)
+    path = L.geodesic(x, y, curv=curv, steps=5)
+    total = L.dist(x, y, curv=curv)
+    torch.testing.assert_close(path[0], x, **tol)
+    torch.testing.assert_close(path[-1], y, **tol)
+    torch.testing.assert_close(L.dist(x, path[2], curv=curv), total / 2, **tol)
+    assert (L.to_klein(path, curv=curv)[1:-1] - L.to_klein(path, curv=curv)[:1]).norm() > 0
+    # Geodesics are straight lines in the Klein model: the middle Klein points are collinear.
+    kp = L.to_klein(path, curv=curv)
+    direction = (kp[-1] - kp[0]) / (kp[-1] - kp[0]).norm()
+    offsets = kp - kp[0]
+    residual = offsets - (offsets @ direction)[:, None] * direction
+    assert residual.abs().max() < (1e-5 if dtype == torch.float32 else 1e-10)
+
+
+EXTREMES = [
+    ("zero", lambda d: torch.zeros(3, 4, dtype=d), lambda d: torch.zeros(3, 4, dtype=d)),
+    ("coincident", lambda d: torch.ones(3, 4, dtype=d), lambda d: torch.ones(3, 4, dtype=d)),
+    ("huge", lambda d: 1e4 * torch.ones(3, 4, dtype=d), lambda d: -1e4 * torch.ones(3, 4, dtype=d)),
+    ("huge_same", lambda d: 1e4 * torch.ones(3, 4, dtype=d), lambda d: 1e4 * torch.ones(3, 4, dtype=d)),
+    ("antipodal", lambda d: torch.tensor([[1.0, 0, 0, 0]], dtype=d), lambda d: torch.tensor([[-1.0, 0, 0, 0]], dtype=d)),
+]
+
+
+@pytest.mark.parametrize("curv", [1e-2, 1.0, 1e2])
+@pytest.mark.parametrize("name,make_x,make_y", EXTREMES, ids=[e[0] for e in EXTREMES])
+@pytest.mark.parametrize("in_dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_finite_values_and_gradients(name, make_x, make_y, curv, in_dtype):
+    x = make_x(torch.float32).to(in_dtype).requires_grad_()
+    y = make_y(torch.float32).to(in_dtype).requires_grad_()
+    outputs = {
+        "dist": L.dist(x, y, curv=curv), "pairwise_dist": L.pairwise_dist(x, y, curv=curv),
+        "dist0": L.dist0(x, curv=curv), "expmap0": L.expmap0(x, curv=curv),
+        "logmap0": L.logmap0(x, curv=curv), "half_aperture": L.half_aperture(x, curv=curv),
+        "exterior_angle": L.exterior_angle(x, y, curv=curv),
+        "pairwise_exterior_angle": L.pairwise_exterior_angle(x, y, curv=curv),
+        "einstein_midpoint": L.einstein_midpoint(x, curv=curv), "to_klein": L.to_klein(x, curv=curv),
+        "to_poincare": L.to_poincare(x, curv=curv),
+    }
+    for op, out in outputs.items():
+        assert out.dtype in (torch.float32, torch.float64), f"{op} ran in {out.dtype}"
+        assert torch.isfinite(out).all(), f"{op} not finite for {name}"
+        gx, gy = torch.autograd.grad(out.sum(), (x, y), allow_unused=True)
+        for g in (gx, gy):
+            assert g is None or torch.isfinite(g).all(), f"{op} gradient not finite for {name}"
+
+
+def test_expmap0_cap_keeps_half_precision_finite():
+    v = torch.full((1, 512), 1.0)  # norm sqrt(512): unscaled encoder feature
+    x = L.expmap0(v, curv=1.0)
+    assert torch.isfinite(x.half()).all()
+    assert L.time_component(x, curv=1.0).item() == pytest.approx(2.0**15, rel=1e-3)
+
+
+def test_autocast_does_not_lower_precision():
+    x, y = torch.randn(8, 16), torch.randn(8, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        d = L.pairwise_dist(x, y, curv=1.0)
+    assert d.dtype == torch.float32
+    torch.testing.assert_close(d, L.pairwise_dist(x, y, curv=1.0))
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, torch.tensor([1.0, -0.5])])
+def test_nonpositive_curvature_raises(bad):
+    with pytest.raises(ValueError, match="curv"):
+        L.dist(torch.zeros(2, 3), torch.zeros(2, 3), curv=bad)
+    with pytest.raises(ValueError, match="curv"):
+        L.expmap0(torch.zeros(2, 3), curv=bad)
+
+
+def test_mismatched_shapes_raise():
+    with pytest.raises(ValueError, match="x.shape"):
+        L.dist(torch.zeros(2, 3), torch.zeros(2, 4), curv=1.0)
+    with pytest.raises(ValueError, match="x.shape"):
+        L.pairwise_dist(torch.zeros(2, 3), torch.zeros(5, 4), curv=1.0)
+    with pytest.raises(ValueError, match="do not broadcast"):
+        L.exterior_angle(torch.zeros(2, 3), torch.zeros(5, 3), curv=1.0)
+    with pytest.raises(ValueError, match="weights"):
+        L.einstein_midpoint(torch.zeros(4, 3), curv=1.0, weights=torch.ones(3))
+    with pytest.raises(ValueError, match="steps"):
+        L.geodesic(torch.zeros(3), torch.ones(3), curv=1.0, steps=1)

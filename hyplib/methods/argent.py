@@ -1,0 +1,139 @@
+"""ARGENT: adaptive hierarchical entailment with a norm regulariser — a **reconstruction**.
+
+Only ARGENT's abstract and figure captions are public: no equations and no code. What they
+state: the entailment loss is *adaptive* (it weights each parent-child pair, near-identical
+pairs weigh about nothing), it drops the aperture term, it treats intra- and inter-modal pairs
+separately, and a norm regulariser keeps parents away from the region ``|x| <= 2K/sqrt(c)``
+where the cone's half-aperture saturates to a half-space (the "cone collapse" in which the
+plain entailment loss is zero for every child). Everything below that is more specific than
+that is **our choice**, each piece a named, swappable function or config key:
+
+* adaptive entailment ``A(p, q) = mean h(d(p, q)) * phi(p, q)`` over HyCoCLIP's four pairs
+  (same parents/children and the same 1/2 factor), with per-kind ``sigma`` and weight
+  (``sigma_inter``, ``sigma_intra``, ``weight_inter``, ``weight_intra``);
+* ``h`` is looked up by name in :data:`WEIGHT_FUNCTIONS` (``weight_fn``; default ``"exp"``:
+  ``1 - exp(-d/sigma)``) and is **detached** (a weight, not a path for gradients: through it
+  the loss could be lowered by collapsing parent onto child);
+* norm regulariser ``mean relu(2K/sqrt(c) + margin - |x|)`` over all parent embeddings
+  (texts, box texts, box images), weight ``norm_weight``;
+* contrastive part: HyCoCLIP's four terms with logits ``-s d``;
+* numbers (``entail_weight=0.2`` as HyCoCLIP's gamma; ``sigma_inter=1``, ``sigma_intra=0.5``,
+  ``norm_weight=0.1``, ``norm_margin=0.1``) are ours, not the paper's.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from hyplib import lorentz
+from hyplib.methods.base import Embeddings, Method, log_terms
+from hyplib.methods.terms import HIERARCHY_PAIRS, hierarchical_contrastive, hierarchical_entailment
+
+__all__ = ["ARGENT", "WEIGHT_FUNCTIONS", "adaptive_weight", "norm_regulariser"]
+
+
+def _exp_weight(d: Tensor, sigma: float) -> Tensor:
+    """.. math:: h(d) = 1 - e^{-d/\\sigma}"""
+    return -torch.expm1(-d / sigma)
+
+
+def _tanh_weight(d: Tensor, sigma: float) -> Tensor:
+    """.. math:: h(d) = \\tanh(d/\\sigma)"""
+    return torch.tanh(d / sigma)
+
+
+def _linear_weight(d: Tensor, sigma: float) -> Tensor:
+    """.. math:: h(d) = \\min(1, d/\\sigma)"""
+    # Saturate at 1: far pairs get full weight, never more.
+    return torch.clamp(d / sigma, max=1.0)
+
+
+#: Named weight functions ``h(d, sigma)``: 0 at ``d = 0``, increasing, tending to 1.
+WEIGHT_FUNCTIONS: dict[str, Callable[[Tensor, float], Tensor]] = {
+    "exp": _exp_weight,
+    "tanh": _tanh_weight,
+    "linear": _linear_weight,
+}
+
+
+def adaptive_weight(parent: Tensor, child: Tensor, *, curv, sigma: float, fn: str = "exp") -> Tensor:
+    """Detached pair weight ``h(d(p, q))`` (...,): 0 for identical pairs, -> 1 for far ones."""
+    with torch.no_grad():
+        return WEIGHT_FUNCTIONS[fn](lorentz.dist(parent, child, curv=curv), sigma)
+
+
+def adaptive_entailment(parent: Tensor, child: Tensor, *, curv, sigma: float, fn: str = "exp") -> Tensor:
+    """Per-pair adaptive entailment (B,): weight times exterior angle, no aperture term.
+
+    .. math:: A(p, q) = h(d(p, q))\\,\\phi(p, q)
+    """
+    weight = adaptive_weight(parent, child, curv=curv, sigma=sigma, fn=fn)
+    return weight * lorentz.exterior_angle(parent, child, curv=curv)
+
+
+def norm_regulariser(parents: Tensor, *, curv, min_radius: float = 0.1, margin: float = 0.1) -> Tensor:
+    """Keep parents (N, D) outside the norm boundary where the aperture saturates; ().
+
+    .. math:: R = \\mathrm{mean}\\max(0, 2K/\\sqrt{c} + m - |x|)
+    """
+    boundary = 2.0 * min_radius / torch.as_tensor(curv, dtype=parents.dtype, device=parents.device).sqrt()
+    return F.relu(boundary + margin - parents.norm(dim=-1)).mean()
+
+
+class ARGENT(Method):
+    """Reconstructed ARGENT objective (see the module docstring for what is ours).
+
+    .. math:: L = h_{CC} + \\gamma\\,\\tfrac12\\sum_{(p,q)} w_{kind}\\,\\mathrm{mean}\\,h(d(p,q))\\phi(p,q)
+              + \\mu\\,\\mathrm{mean}\\max(0, 2K/\\sqrt{c} + m - |p|)
+    """
+
+    name = "argent"
+    geometry = "lorentz"
+    uses_boxes = True
+    PAPER_DEFAULTS = {
+        "embed_dim": 512,
+        "curv_init": 1.0,
+        "learn_curv": True,
+        "curv_clamp_ratio": 10.0,
+        "entail_weight": 0.2,
+        "weight_fn": "exp",
+        "sigma_inter": 1.0,
+        "sigma_intra": 0.5,
+        "weight_inter": 1.0,
+        "weight_intra": 1.0,
+        "norm_weight": 0.1,
+        "norm_margin": 0.1,
+        "min_radius": 0.1,
+    }
+
+    def _validate(self) -> None:
+        super()._validate()
+        if self.defaults["weight_fn"] not in WEIGHT_FUNCTIONS:
+            raise ValueError(f"argent: unknown weight_fn {self.defaults['weight_fn']!r}; valid: "
+                             f"{sorted(WEIGHT_FUNCTIONS)}")
+        for key in ("sigma_inter", "sigma_intra"):
+            if not self.defaults[key] > 0:
+                raise ValueError(f"argent: {key} must be > 0, got {self.defaults[key]}")
+
+    def loss(self, emb: Embeddings) -> dict:
+        """Args: ``emb`` with image, text, image_box, text_box (B, D) and ``curv`` ()."""
+        self.check(emb)
+        cfg, curv = self.defaults, emb.curv
+        contrastive = hierarchical_contrastive(emb, lambda a, b: -lorentz.pairwise_dist(a, b, curv=curv))
+        sigma = {"inter": cfg["sigma_inter"], "intra": cfg["sigma_intra"]}
+        weight = {"inter": cfg["weight_inter"], "intra": cfg["weight_intra"]}
+        entail = hierarchical_entailment(emb, lambda p, c, kind: weight[kind] * adaptive_entailment(
+            p, c, curv=curv, sigma=sigma[kind], fn=cfg["weight_fn"]))
+        parent_keys = list(dict.fromkeys(p for p, _, _ in HIERARCHY_PAIRS))
+        parents = torch.cat([getattr(emb, k) for k in parent_keys])
+        norm_reg = norm_regulariser(parents, curv=curv, min_radius=cfg["min_radius"], margin=cfg["norm_margin"])
+        loss = (contrastive["contrastive"] + cfg["entail_weight"] * entail["entailment"]
+                + cfg["norm_weight"] * norm_reg)
+        return {"loss": loss, "logs": log_terms(**contrastive, **entail, norm_regulariser=norm_reg)}
+
+    def similarity(self, image: Tensor, text: Tensor, *, curv) -> Tensor:
+        """Lorentz inner product (N_img, N_txt), same ranking as ``-d``."""
+        return lorentz.pairwise_inner(image, text, curv=curv)

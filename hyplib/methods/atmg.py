@@ -1,0 +1,151 @@
+"""ATMG, "Accept the Modality Gap" (Ramasinghe et al., 2024): angle-based contrastive learning.
+
+No entailment loss and no distance in the objective: image-text pairs are scored by the
+exterior angle ``phi`` (the angle at one point of the triangle O-x-y). Two variants, chosen by
+``variant`` (default ``"paper"``):
+
+* ``"paper"`` (the paper's equations, as we read them) with a centroid regulariser that places
+  the Einstein midpoints of the batch's texts and images at target radii ``r_T < r_I``.
+* ``"code"`` (the authors' released training): ``-phi(T_i, I_j)`` over images plus
+  ``+phi(I_i, T_j)`` over texts, averaged; no centroid term; ``c = 0.1`` fixed.
+
+Our reading (not stated in the sources we had): every angle logit is multiplied by the
+learnable logit scale ``s``, as in every other method; the target radii ``r_T = 1``,
+``r_I = 2`` and ``lambda = 1`` are our choices (config keys ``radius_text``, ``radius_image``,
+``centroid_weight``); the paper variant's curvature starts at ``c0 = 1``, learnable.
+Curvature clamp: ``[c0/5, 5 c0]``.
+"""
+from __future__ import annotations
+
+import math
+
+from torch import Tensor
+
+from hyplib import lorentz
+from hyplib.methods.base import Embeddings, Method, log_terms
+from hyplib.methods.terms import diagonal_ce
+
+__all__ = ["ATMG", "angle_logits"]
+
+
+def angle_logits(emb: Embeddings) -> dict[str, Tensor]:
+    """Unscaled angle logits of the ``code`` variant.
+
+    Returns:
+        ``"text_image"``: (B_txt, B_img) ``-phi(T_i, I_j)`` (angle at the text; softmax over
+        images), and ``"image_text"``: (B_img, B_txt) ``+phi(I_i, T_j)`` (angle at the image;
+        softmax over texts).
+    """
+    return {
+        "text_image": -lorentz.pairwise_exterior_angle(emb.text, emb.image, curv=emb.curv),
+        "image_text": lorentz.pairwise_exterior_angle(emb.image, emb.text, curv=emb.curv),
+    }
+
+
+def centroid_regulariser(emb: Embeddings, radius_text: float, radius_image: float) -> Tensor:
+    """Pull the batch's Einstein midpoints to target distances from the root.
+
+    .. math:: L_{centroid} = |d_0(x_e) - r_T| + |d_0(y_e) - r_I|
+
+    with ``x_e``, ``y_e`` the Einstein midpoints of the texts and the images.
+    """
+    x_e = lorentz.einstein_midpoint(emb.text, curv=emb.curv)
+    y_e = lorentz.einstein_midpoint(emb.image, curv=emb.curv)
+    return ((lorentz.dist0(x_e, curv=emb.curv) - radius_text).abs()
+            + (lorentz.dist0(y_e, curv=emb.curv) - radius_image).abs())
+
+
+def _loss_paper(method: "ATMG", emb: Embeddings) -> dict:
+    """Paper variant.
+
+    .. math:: L = L^{T\\to I}(-\\alpha) + L^{T\\to I}(\\beta) + \\lambda L_{centroid},\\quad
+              \\alpha = \\phi(T, I),\\ \\beta = \\pi - \\alpha
+
+    Taken literally the two contrastive terms are equal: ``beta`` differs from ``-alpha`` by the
+    constant ``pi`` in every logit of a row, which softmax ignores. We implement them literally
+    (both logged) rather than guess at another reading.
+    """
+    s = emb.logit_scale
+    alpha = lorentz.pairwise_exterior_angle(emb.text, emb.image, curv=emb.curv)  # (B_txt, B_img)
+    neg_alpha = diagonal_ce(s * -alpha)
+    beta = diagonal_ce(s * (math.pi - alpha))
+    centroid = centroid_regulariser(emb, method.defaults["radius_text"], method.defaults["radius_image"])
+    loss = neg_alpha + beta + method.defaults["centroid_weight"] * centroid
+    return {"loss": loss, "logs": log_terms(contrastive_text_image_neg_alpha=neg_alpha,
+                                             contrastive_text_image_beta=beta, centroid=centroid)}
+
+
+def _loss_code(method: "ATMG", emb: Embeddings) -> dict:
+    """Code variant.
+
+    .. math:: L = \\tfrac12[CE(-s\\,\\phi(T_i, I_j)) + CE(s\\,\\phi(I_i, T_j))]
+    """
+    logits = angle_logits(emb)
+    text_image = diagonal_ce(emb.logit_scale * logits["text_image"])
+    image_text = diagonal_ce(emb.logit_scale * logits["image_text"])
+    loss = 0.5 * (text_image + image_text)
+    return {"loss": loss, "logs": log_terms(contrastive_text_image=text_image,
+                                             contrastive_image_text=image_text, contrastive=loss)}
+
+
+def _similarity_paper(image: Tensor, text: Tensor, curv) -> Tensor:
+    """``-phi(T, I)`` transposed to (N_img, N_txt): the paper picks the smallest angle at the text."""
+    return -lorentz.pairwise_exterior_angle(text, image, curv=curv).t()
+
+
+def _similarity_code(image: Tensor, text: Tensor, curv) -> Tensor:
+    """``+phi(I, T)`` (N_img, N_txt): the code picks the largest angle at the image."""
+    return lorentz.pairwise_exterior_angle(image, text, curv=curv)
+
+
+#: Per-variant functions; the variant's defaults live in ``ATMG.VARIANTS``.
+_IMPLEMENTATIONS = {
+    "paper": (_loss_paper, _similarity_paper),
+    "code": (_loss_code, _similarity_code),
+}
+
+
+class ATMG(Method):
+    """Angle-based contrastive learning; see the module docstring for both variants."""
+
+    name = "atmg"
+    geometry = "lorentz"
+    uses_boxes = False
+    PAPER_DEFAULTS = {
+        "variant": "paper",
+        "embed_dim": 512,
+        "curv_init": 1.0,
+        "learn_curv": True,
+        "curv_clamp_ratio": 5.0,
+        "centroid_weight": 1.0,
+        "radius_text": 1.0,
+        "radius_image": 2.0,
+    }
+    VARIANTS = {
+        "paper": {},
+        "code": {"curv_init": 0.1, "learn_curv": False, "centroid_weight": 0.0},
+    }
+
+    def _validate(self) -> None:
+        super()._validate()
+        if not self.defaults["radius_text"] < self.defaults["radius_image"]:
+            raise ValueError(
+                f"atmg: need radius_text < radius_image, got {self.defaults['radius_text']} "
+                f">= {self.defaults['radius_image']}"
+            )
+
+    def loss(self, emb: Embeddings) -> dict:
+        """Args: ``emb.image``, ``emb.text`` (B, D) space coordinates; ``emb.curv`` ()."""
+        self.check(emb)
+        return _IMPLEMENTATIONS[self.defaults["variant"]][0](self, emb)
+
+    def similarity(self, image: Tensor, text: Tensor, *, curv) -> Tensor:
+        """Angle scores (N_img, N_txt), higher = better: paper ``-phi(T, I)``, code ``phi(I, T)``.
+
+        Zero-shot averages these over a class's prompts (the evaluator's job), which gives the
+        papers' "min mean phi(T, I)" / "max mean phi(I, T)".
+
+        .. math:: \\phi(x, y) = \\arccos\\frac{y_t + c\\langle x,y\\rangle_L x_t}{|x|\\sqrt{(c\\langle x,y\\rangle_L)^2 - 1}}
+        """
+        return _IMPLEMENTATIONS[self.defaults["variant"]][1](image, text, curv)
+

@@ -1,0 +1,36 @@
+"""CLIP (Radford et al., 2021): the Euclidean baseline.
+
+Features are L2-normalised (no alpha, no curvature, no entailment) and compared by cosine.
+"""
+from __future__ import annotations
+
+from torch import Tensor
+
+from hyplib.methods.base import Embeddings, Method, log_terms
+from hyplib.methods.terms import symmetric_ce
+
+__all__ = ["CLIP"]
+
+
+class CLIP(Method):
+    """Symmetric InfoNCE on cosine similarities.
+
+    .. math:: L = \\tfrac12[CE(s\\cos(I, T)) + CE(s\\cos(T, I))]
+    """
+
+    name = "clip"
+    geometry = "euclidean"
+    uses_boxes = False
+    PAPER_DEFAULTS = {"embed_dim": 512}
+
+    def loss(self, emb: Embeddings) -> dict:
+        """Args: ``emb.image``, ``emb.text`` (B, D) unit vectors; ``emb.logit_scale`` ()."""
+        self.check(emb)
+        image_text, text_image = symmetric_ce(emb.logit_scale * emb.image.float() @ emb.text.float().t())
+        loss = 0.5 * (image_text + text_image)
+        return {"loss": loss, "logs": log_terms(contrastive_image_text=image_text,
+                                                 contrastive_text_image=text_image, contrastive=loss)}
+
+    def similarity(self, image: Tensor, text: Tensor, *, curv=None) -> Tensor:
+        """Cosine (N_img, D) x (N_txt, D) -> (N_img, N_txt); inputs are unit vectors."""
+        return image.float() @ text.float().t()

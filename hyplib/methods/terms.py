@@ -1,0 +1,105 @@
+"""Objective pieces shared by several methods (contrastive CE, entailment, HyCoCLIP's hierarchy).
+
+All pairwise scores are (B1, B2) matrices from one matmul plus elementwise work; nothing here
+builds a (B1, B2, D) tensor.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from hyplib import lorentz
+
+__all__ = [
+    "diagonal_ce", "symmetric_ce", "entailment_violation", "HIERARCHY_PAIRS",
+    "hierarchical_contrastive", "hierarchical_entailment",
+]
+
+#: (parent, child, kind) of HyCoCLIP's four entailment pairs; the parent is the more general
+#: side: image below its text below the box text; image below its box.
+HIERARCHY_PAIRS: tuple[tuple[str, str, str], ...] = (
+    ("text", "image", "inter"),
+    ("text_box", "image_box", "inter"),
+    ("image_box", "image", "intra"),
+    ("text_box", "text", "intra"),
+)
+
+
+def diagonal_ce(logits: Tensor) -> Tensor:
+    """Cross-entropy of (B, B') logits whose row ``i`` has its positive in column ``i``.
+
+    .. math:: \\mathrm{CE} = -\\frac1B\\sum_i \\log \\frac{e^{\\ell_{ii}}}{\\sum_j e^{\\ell_{ij}}}
+    """
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return F.cross_entropy(logits.float(), target)
+
+
+def symmetric_ce(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """Both directions of a square (B, B) logit matrix: (CE(rows), CE(columns))."""
+    return diagonal_ce(logits), diagonal_ce(logits.t())
+
+
+def entailment_violation(parent: Tensor, child: Tensor, *, curv, eta: float = 1.0,
+                         min_radius: float = 0.1) -> Tensor:
+    """Paired cone violation of ``child`` w.r.t. ``parent``'s cone (..., n) -> (...).
+
+    .. math:: E(p, q) = \\max(0, \\phi(p, q) - \\eta\\,\\omega(p))
+
+    Zero when ``q`` lies inside ``p``'s cone shrunk (or widened) by ``eta``.
+    """
+    phi = lorentz.exterior_angle(parent, child, curv=curv)
+    omega = lorentz.half_aperture(parent, curv=curv, min_radius=min_radius)
+    return F.relu(phi - eta * omega)
+
+
+def _get(emb, key: str) -> Tensor:
+    return getattr(emb, key)
+
+
+def hierarchical_contrastive(emb, score: Callable[[Tensor, Tensor], Tensor]) -> dict[str, Tensor]:
+    """HyCoCLIP's four contrastive terms with logits ``s * score(query, candidate)``.
+
+    .. math:: h_{CC} = \\tfrac14[CE(I\\to T) + CE(T\\to I) + CE(I_{box}\\to T) + CE(T_{box}\\to I)]
+
+    Args:
+        emb: :class:`~hyplib.methods.base.Embeddings` with boxes.
+        score: pairwise similarity (B1, D) x (B2, D) -> (B1, B2), e.g. ``-d``.
+
+    Returns:
+        ``{"contrastive_<query>_<candidate>": ()}`` for the four pairs, plus ``"contrastive"``
+        (their mean). The image-text matrix is computed once and transposed for T->I.
+    """
+    s = emb.logit_scale
+    image_text = s * score(emb.image, emb.text)
+    terms = {
+        "contrastive_image_text": diagonal_ce(image_text),
+        "contrastive_text_image": diagonal_ce(image_text.t()),
+        "contrastive_image_box_text": diagonal_ce(s * score(emb.image_box, emb.text)),
+        "contrastive_text_box_image": diagonal_ce(s * score(emb.text_box, emb.image)),
+    }
+    terms["contrastive"] = sum(terms.values()) / 4.0
+    return terms
+
+
+def hierarchical_entailment(emb, violation: Callable[[Tensor, Tensor, str], Tensor]) -> dict[str, Tensor]:
+    """HyCoCLIP's four entailment terms, averaged with HyCoCLIP's 1/2 factor.
+
+    .. math:: h_{CE} = \\tfrac12[E(T,I) + E(T_{box},I_{box}) + E(I_{box},I) + E(T_{box},T)]
+
+    Args:
+        emb: :class:`~hyplib.methods.base.Embeddings` with boxes.
+        violation: ``(parent, child, kind) -> tensor`` of per-sample violations (any shape,
+            meaned here); ``kind`` is "inter" (cross-modal) or "intra" (same modality).
+
+    Returns:
+        ``{"entail_<parent>_<child>": ()}`` for the four pairs, plus ``"entailment"``.
+    """
+    terms = {
+        f"entail_{p}_{c}": violation(_get(emb, p), _get(emb, c), kind).mean()
+        for p, c, kind in HIERARCHY_PAIRS
+    }
+    terms["entailment"] = 0.5 * sum(terms.values())
+    return terms

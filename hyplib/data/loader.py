@@ -1,0 +1,232 @@
+"""Training batches from webdataset shards (docs/INTERFACES.md, "Training batches").
+
+Determinism: batch ``b`` on rank ``r`` is a pure function of ``(seed, b, r, world_size,
+batch_size)`` and the shards' contents, so ``make_loader(..., start_batch=k)`` yields exactly the
+batches ``k, k+1, ...`` of a run started at 0 (resume skips nothing it must not).
+
+Order: each epoch ``e`` draws a permutation of all indexed records with ``rng([seed, 1, e])``;
+it is cut to a multiple of ``world_size * batch_size`` (the tail is dropped, as DDP needs equal
+batch counts) and rank ``r`` takes every ``world_size``-th record starting at ``r``.
+Batches continue across epochs forever unless ``epochs`` is given: take as many as you need.
+
+Per sample: the caption is drawn from the record's caption levels with ``caption_weights``
+(generic -> specific; ``None`` uses the record's single ``caption`` field, which the generator
+sets to the most specific level); one random usable box (see :mod:`hyplib.data.preprocess`)
+gives ``image_box``/``text_box``; without one the full image/caption is repeated and
+``has_box`` is False.
+
+Corrupt records (undecodable image or json, no image, no caption) are skipped, counted by reason
+in ``.stats`` and logged; the slot is refilled from a seeded draw so batch sizes and determinism
+hold. Zero readable records, or 50 failures in a row, raise.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .preprocess import crop_box, resize_square, to_tensor, usable_boxes
+from .records import BadRecord, Sample, decode_record
+from .shards import RecordReader, ShardIndex, expand_shards
+
+log = logging.getLogger(__name__)
+
+HYCOCLIP_MIN_BOX = 32.0
+MAX_FAILS = 50
+
+
+def _default_min_box(shards: list[Path]) -> float:
+    """``min_box_size`` recorded by the generator in ``manifest.json`` beside the shards, else 32."""
+    for cand in (shards[0].parent / "manifest.json", shards[0].parent.parent / "manifest.json"):
+        if cand.is_file():
+            try:
+                return float(json.loads(cand.read_text())["loader"]["min_box_size"])
+            except (KeyError, TypeError, ValueError, json.JSONDecodeError):
+                pass
+    return HYCOCLIP_MIN_BOX
+
+
+class ShardLoader:
+    """Iterable of batch dicts; see the module docstring. Build it with :func:`make_loader`."""
+
+    def __init__(self, shards, *, batch_size: int, image_size: int, tokenize: Callable,
+                 caption_weights: Sequence[float] | None, with_boxes: bool, seed: int,
+                 rank: int, world_size: int, start_batch: int, num_workers: int,
+                 min_box_size: float | None, epochs: int | None):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        paths = expand_shards(shards)
+        self.index = ShardIndex.build(paths)
+        if len(self.index) == 0:
+            raise ValueError(f"no readable records in {len(paths)} shard(s): {[str(p) for p in paths[:3]]}")
+        self.reader = RecordReader(self.index)
+        self.batch_size, self.image_size, self.tokenize = batch_size, image_size, tokenize
+        self.with_boxes, self.seed, self.rank, self.world_size = with_boxes, seed, rank, world_size
+        self.start_batch, self.num_workers, self.epochs = start_batch, num_workers, epochs
+        self.min_box_size = _default_min_box(paths) if min_box_size is None else float(min_box_size)
+        self.caption_weights = None if caption_weights is None else np.asarray(caption_weights, float)
+        if self.caption_weights is not None and (self.caption_weights < 0).any():
+            raise ValueError(f"caption_weights must be >= 0, got {caption_weights}")
+        per_step = world_size * batch_size
+        self.batches_per_epoch = len(self.index) // per_step
+        if self.batches_per_epoch == 0:
+            raise ValueError(f"{len(self.index)} records cannot fill one global batch of {per_step}")
+        self._perm_epoch, self._perm = -1, None
+        self.stats = {"records_read": 0, "records_skipped": 0,
+                      "skipped_by_reason": dict(self.index.problems), "records_indexed": len(self.index)}
+
+    # ---- order -------------------------------------------------------------------------
+    def _record_ids(self, b: int) -> np.ndarray:
+        epoch, j = divmod(b, self.batches_per_epoch)
+        if epoch != self._perm_epoch:
+            perm = np.random.default_rng([self.seed, 1, epoch]).permutation(len(self.index))
+            usable = self.batches_per_epoch * self.world_size * self.batch_size
+            self._perm, self._perm_epoch = perm[:usable][self.rank::self.world_size], epoch
+        return self._perm[j * self.batch_size:(j + 1) * self.batch_size]
+
+    # ---- one batch ---------------------------------------------------------------------
+    def _load(self, i: int, stats: Counter) -> Sample | None:
+        key, fields = self.reader.read(int(i))
+        stats["records_read"] += 1
+        try:
+            return decode_record(key, fields)
+        except BadRecord as err:
+            stats["skip:" + err.reason] += 1
+            shard = self.index.shards[self.index.records[int(i)][0]]
+            log.warning("skipped record %s in %s: %s", key, shard, err)
+            return None
+
+    def _caption(self, s: Sample, rng: np.random.Generator) -> str:
+        w = self.caption_weights
+        if w is None or len(s.captions) < 2:
+            return s.caption
+        w = w[: len(s.captions)]
+        if w.sum() <= 0:
+            return s.caption
+        return s.captions[int(rng.choice(len(w), p=w / w.sum()))]
+
+    def make_batch(self, b: int) -> tuple[dict, Counter]:
+        """Batch ``b`` for this rank and the stats counted while making it."""
+        stats: Counter = Counter()
+        rng = np.random.default_rng([self.seed, 2, b, self.rank])
+        samples = []
+        for slot, i in enumerate(self._record_ids(b)):
+            s, fails = self._load(i, stats), 0
+            while s is None:
+                fails += 1
+                if fails >= MAX_FAILS:
+                    raise RuntimeError(f"{MAX_FAILS} unreadable records in a row near batch {b}: "
+                                       f"stats {dict(stats)}")
+                j = np.random.default_rng([self.seed, 3, b, self.rank, slot, fails]).integers(len(self.index))
+                s = self._load(j, stats)
+            samples.append(s)
+        images = [resize_square(s.image, self.image_size) for s in samples]
+        texts = [self._caption(s, rng) for s in samples]
+        batch = {"image": to_tensor(images), "text": self.tokenize(texts)}
+        if self.with_boxes:
+            crops, phrases, has = [], [], []
+            for s, full, text in zip(samples, images, texts):
+                boxes = usable_boxes(s.boxes, self.min_box_size)
+                if boxes:
+                    box = boxes[int(rng.integers(len(boxes)))]
+                    crops.append(crop_box(s.image, box["box"], self.image_size))
+                    phrases.append(box["phrase"])
+                else:
+                    crops.append(full)
+                    phrases.append(text)
+                has.append(bool(boxes))
+            batch.update(image_box=to_tensor(crops), text_box=self.tokenize(phrases),
+                         has_box=torch.tensor(has, dtype=torch.bool))
+        return batch, stats
+
+    # ---- iteration ---------------------------------------------------------------------
+    def _add_stats(self, delta: Counter) -> None:
+        for k, v in delta.items():
+            if k.startswith("skip:"):
+                reason = k[5:]
+                self.stats["records_skipped"] += v
+                self.stats["skipped_by_reason"][reason] = self.stats["skipped_by_reason"].get(reason, 0) + v
+            else:
+                self.stats[k] += v
+        if any(k.startswith("skip:") for k in delta):
+            log.warning("records skipped so far: %d %s", self.stats["records_skipped"],
+                        self.stats["skipped_by_reason"])
+
+    def _batch_ids(self):
+        if self.epochs is None:
+            return itertools.count(self.start_batch)
+        return range(self.start_batch, self.epochs * self.batches_per_epoch)
+
+    def __iter__(self):
+        if self.num_workers <= 0:
+            for b in self._batch_ids():
+                batch, delta = self.make_batch(b)
+                self._add_stats(delta)
+                yield batch
+            return
+        dl = torch.utils.data.DataLoader(_ByIndex(self), batch_size=None, sampler=_Ids(self),
+                                         num_workers=self.num_workers, persistent_workers=False)
+        for batch, delta in dl:
+            self._add_stats(delta)
+            yield batch
+
+    def __len__(self) -> int:
+        if self.epochs is None:
+            raise TypeError("an endless loader has no length; see .batches_per_epoch or pass epochs=")
+        return max(0, self.epochs * self.batches_per_epoch - self.start_batch)
+
+
+class _ByIndex(torch.utils.data.Dataset):
+    def __init__(self, loader: ShardLoader):
+        self.loader = loader
+
+    def __getitem__(self, b):
+        return self.loader.make_batch(int(b))
+
+
+class _Ids(torch.utils.data.Sampler):
+    def __init__(self, loader: ShardLoader):
+        self.loader = loader
+
+    def __iter__(self):
+        return iter(self.loader._batch_ids())
+
+
+def make_loader(shards, *, batch_size: int, image_size: int, tokenize: Callable,
+                caption_weights: Sequence[float] | None = None, with_boxes: bool = False,
+                seed: int = 0, rank: int = 0, world_size: int = 1, start_batch: int = 0,
+                num_workers: int = 0, min_box_size: float | None = None,
+                epochs: int | None = None) -> ShardLoader:
+    """Deterministic, resumable batches from webdataset shards.
+
+    Args:
+        shards: directory, glob, brace range, ``::``-joined list or list of tar paths.
+        batch_size: per-rank batch size.
+        image_size: side of the square images (and box crops) returned.
+        tokenize: ``list[str] -> LongTensor (N, L)`` (e.g. ``model.tokenize``).
+        caption_weights: weights over caption levels, generic -> specific; ``None`` takes the
+            record's ``caption`` field.
+        with_boxes: also return ``image_box``, ``text_box``, ``has_box``.
+        seed: fixes record order, caption levels and boxes.
+        rank, world_size: DDP sharding; every rank yields the same number of batches.
+        start_batch: first batch index to yield (resume).
+        num_workers: DataLoader worker processes (0 = main process).
+        min_box_size: drop boxes of area <= this**2 px; ``None`` reads the generator's
+            ``manifest.json`` beside the shards, else HyCoCLIP's 32.
+        epochs: stop after this many epochs; ``None`` iterates forever.
+
+    Returns:
+        :class:`ShardLoader` with ``.stats`` and ``.batches_per_epoch``.
+    """
+    return ShardLoader(shards, batch_size=batch_size, image_size=image_size, tokenize=tokenize,
+                       caption_weights=caption_weights, with_boxes=with_boxes, seed=seed, rank=rank,
+                       world_size=world_size, start_batch=start_batch, num_workers=num_workers,
+                       min_box_size=min_box_size, epochs=epochs)

@@ -130,18 +130,43 @@ def inner(x: Tensor, y: Tensor, *, curv) -> Tensor:
     return (x * y).sum(-1) - time_component(x, curv=curv) * time_component(y, curv=curv)
 
 
+def _batched(x: Tensor, y: Tensor, curv):
+    """Flatten leading dims of (..., B1, n) and (..., B2, n) to one batch dim for baddbmm."""
+    lead = torch.broadcast_shapes(x.shape[:-2], y.shape[:-2], _as_tensor(curv, x).shape)
+    xb = x.expand(*lead, *x.shape[-2:]).reshape(-1, *x.shape[-2:])
+    yb = y.expand(*lead, *y.shape[-2:]).reshape(-1, *y.shape[-2:])
+    c = _as_tensor(curv, x).expand(lead).reshape(-1, 1, 1)
+    return xb, yb, c, lead
+
+
+def _scaled_neg_pairwise_inner(x: Tensor, y: Tensor, curv):
+    """``-c <x_i, y_j>_L`` for (..., B1, n) x (..., B2, n) in one fused GEMM.
+
+    Returns ``(z, xt, yt, lead)`` with ``z`` of shape (N, B1, B2) (leading dims flattened),
+    time parts ``xt`` (N, B1, 1) and ``yt`` (N, 1, B2).
+    """
+    _check_same_dim(x, y)
+    _check_curv(curv)
+    if x.dim() < 2 or y.dim() < 2:
+        raise ValueError(f"pairwise forms need x (..., B1, n) and y (..., B2, n), got "
+                         f"x.shape={tuple(x.shape)} and y.shape={tuple(y.shape)}")
+    xb, yb, c, lead = _batched(x, y, curv)
+    xt = torch.sqrt(1.0 / c + _sq_norm(xb).unsqueeze(-1))
+    yt = torch.sqrt(1.0 / c + _sq_norm(yb).unsqueeze(-1)).transpose(-1, -2)
+    # c x_t y_t - c x.y: the outer product enters as baddbmm's addend, so it is one GEMM pass.
+    z = torch.baddbmm(c * xt * yt, xb * (-c), yb.transpose(-1, -2))
+    return z, xt, yt, lead
+
+
 @_full_precision
 def pairwise_inner(x: Tensor, y: Tensor, *, curv) -> Tensor:
     """All-pairs Lorentzian inner product: (..., B1, n) x (..., B2, n) -> (..., B1, B2).
 
-    One matmul plus an outer product of time parts; ``curv`` broadcasts against ``...``.
+    One fused GEMM; ``curv`` broadcasts against the leading dims ``...``.
     """
-    _check_same_dim(x, y)
-    _check_curv(curv)
-    c = _as_tensor(curv, x).unsqueeze(-1)
-    xt = torch.sqrt(1.0 / c + _sq_norm(x))
-    yt = torch.sqrt(1.0 / c + _sq_norm(y))
-    return x @ y.transpose(-1, -2) - xt.unsqueeze(-1) * yt.unsqueeze(-2)
+    z, _, _, lead = _scaled_neg_pairwise_inner(x, y, curv)
+    c = _as_tensor(curv, z).expand(lead).reshape(-1, 1, 1)
+    return (z / -c).reshape(*lead, z.shape[-2], z.shape[-1])
 
 
 def _acosh_of_neg_inner(prod: Tensor, curv) -> Tensor:
@@ -186,9 +211,13 @@ def pairwise_dist(x: Tensor, y: Tensor, *, curv) -> Tensor:
     returns about ``sqrt(2 eps x_t^2)`` instead of 0 (float32: ~1e-3 x_t); :func:`dist` is
     exact there.
     """
-    prod = pairwise_inner(x, y, curv=curv)
-    c = _as_tensor(curv, prod)[..., None, None]
-    return _acosh_of_neg_inner(prod, c) / c.sqrt()
+    z, _, _, lead = _scaled_neg_pairwise_inner(x, y, curv)
+    c = _as_tensor(curv, z).expand(lead).reshape(-1, 1, 1)
+    # Floor at 1 + eps: rounding puts -c<x,y> below 1 for (nearly) coincident points, where
+    # acosh is undefined. In place: baddbmm's backward does not need its output.
+    z = z.clamp_min_(1.0 + eps_for(z.dtype))
+    out = torch.acosh(z).div_(c.sqrt())
+    return out.reshape(*lead, z.shape[-2], z.shape[-1])
 
 
 @_full_precision
@@ -279,12 +308,22 @@ def exterior_angle(x: Tensor, y: Tensor, *, curv) -> Tensor:
 
 @_full_precision
 def pairwise_exterior_angle(x: Tensor, y: Tensor, *, curv) -> Tensor:
-    """All-pairs exterior angle at ``x_i`` towards ``y_j``: (..., B1, n) x (..., B2, n) -> (..., B1, B2)."""
-    prod = pairwise_inner(x, y, curv=curv)
-    c = _as_tensor(curv, prod)
-    xt = torch.sqrt(1.0 / c.unsqueeze(-1) + _sq_norm(x)).unsqueeze(-1)
-    yt = torch.sqrt(1.0 / c.unsqueeze(-1) + _sq_norm(y)).unsqueeze(-2)
-    return _exterior_angle_from(prod, xt, yt, _norm(x).unsqueeze(-1), c[..., None, None])
+    """All-pairs exterior angle at ``x_i`` towards ``y_j``: (..., B1, n) x (..., B2, n) -> (..., B1, B2).
+
+    Same formula as :func:`exterior_angle`, arranged as one GEMM and a few fused passes.
+    """
+    z, xt, yt, lead = _scaled_neg_pairwise_inner(x, y, curv)
+    eps = eps_for(z.dtype)
+    xb = x.expand(*lead, *x.shape[-2:]).reshape(-1, *x.shape[-2:])
+    x_sq = torch.clamp(_sq_norm(xb), min=eps**2).unsqueeze(-1)  # |x|^2 floored as in _norm
+    numerator = torch.addcmul(yt, z, xt, value=-1.0)  # y_t + c<x,y> x_t
+    # (c<x,y>)^2 - 1 is >= 0 on the manifold but ~0 or negative by rounding at coincident
+    # points; floor it, since rsqrt's gradient is infinite at 0.
+    gap = torch.addcmul(torch.full_like(x_sq, -1.0), z, z).clamp_min_(eps)
+    ratio = numerator * (gap * x_sq).rsqrt()
+    # Keep acos's argument off +-1, where its gradient is infinite.
+    out = torch.acos(ratio.clamp_(-1.0 + eps, 1.0 - eps))
+    return out.reshape(*lead, z.shape[-2], z.shape[-1])
 
 
 @_full_precision

@@ -209,3 +209,13 @@ def test_mismatched_shapes_raise():
         L.einstein_midpoint(torch.zeros(4, 3), curv=1.0, weights=torch.ones(3))
     with pytest.raises(ValueError, match="steps"):
         L.geodesic(torch.zeros(3), torch.ones(3), curv=1.0, steps=1)
+
+
+@pytest.mark.parametrize("fn", [L.pairwise_dist, L.pairwise_exterior_angle, L.pairwise_inner,
+                                L.dist, L.exterior_angle])
+def test_gradcheck_float64(fn):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    curv = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, c: fn(a, b, curv=c), (x, y, curv))

@@ -1,0 +1,122 @@
+"""Train any of the six methods: ``train(config, run_dir)`` or ``python -m hyplib.train``.
+
+>>> from hyplib.train import train
+>>> summary = train("config/runs/quick.yaml", "results/train/quick-meru",
+...                 overrides={"method": "meru", "data.shards": "data/quick/train"})
+
+The same loop serves one CPU core, one GPU and ``torchrun --nproc_per_node N -m hyplib.train``
+(see :mod:`hyplib.training`). A run is ``base size + method + overrides``: the YAML under
+``config/runs/`` fixes the model and schedule, ``method:`` picks the objective and
+``method_overrides:`` its hyper-parameters. Rerunning with the same ``run_dir`` resumes from
+the newest checkpoint and ends with the same weights as an uninterrupted run.
+
+Run directory: ``config.yaml``, ``log.jsonl``, ``checkpoints/step_*.pt``, ``final.pt``
+(``{"model", "config", "step", "method", "summary"}``) and ``data_stats.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from hyplib.training import checkpoint as ckpt
+from hyplib.training.config import ConfigError, resolve_config
+from hyplib.training.loop import Components, NonFiniteLossError, ResumeConfigError, fit
+
+__all__ = ["train", "load_trained", "build_components", "main", "NonFiniteLossError", "ResumeConfigError",
+           "ConfigError"]
+
+
+def build_components(cfg: dict) -> Components:
+    """The registry's method, model factory, ``param_groups`` and the shard loader for ``cfg``."""
+    from hyplib import methods, models
+    from hyplib.data.loader import make_loader
+
+    method = methods.get(cfg["method"], **cfg["method_overrides"])
+    models.tower_configs(cfg["model"], method.defaults["embed_dim"])  # fail on bad model keys before any work
+    data = cfg["data"]
+    if data["shards"] is None:
+        raise ConfigError("config key 'data.shards' is not set: give a shard directory or glob "
+                          "(e.g. --set data.shards=data/quick/train)")
+
+    def loader(model, *, batch_size, rank, world_size, start_batch):
+        return make_loader(data["shards"], batch_size=batch_size, image_size=model.visual.image_size[0],
+                           tokenize=model.tokenize, caption_weights=data["caption_weights"],
+                           with_boxes=method.uses_boxes, seed=cfg["seed"], rank=rank, world_size=world_size,
+                           start_batch=start_batch, num_workers=data["num_workers"],
+                           min_box_size=data["min_box_size"])
+
+    return Components(method=method, build_model=lambda: models.build_model(cfg["model"], method),
+                      param_groups=models.param_groups, make_loader=loader)
+
+
+def train(config, run_dir, *, overrides=None, stop_after: int | None = None) -> dict:
+    """Train (or resume) one run.
+
+    Args:
+        config: a run configuration dict or the path of its YAML.
+        run_dir: output directory; if it holds checkpoints the run resumes from the newest.
+        overrides: nested dict, flat dotted dict (``{"train.steps": 10}``) or ``key=value`` strings.
+        stop_after: stop after this many steps of this call (no final checkpoint), as if killed.
+
+    Returns:
+        The summary dict of :func:`hyplib.training.loop.fit` (``final`` is the path of
+        ``final.pt`` once the run has completed).
+
+    Raises:
+        ConfigError: unknown key or bad value (named); ResumeConfigError: ``run_dir`` holds a
+        checkpoint of a different configuration (differing keys listed); NonFiniteLossError:
+        NaN/Inf loss (step, term and last good checkpoint named); RuntimeError: CUDA requested
+        but absent.
+    """
+    cfg = resolve_config(config, overrides)
+    return fit(cfg, run_dir, build_components(cfg), stop_after=stop_after)
+
+
+def load_trained(path, *, map_location="cpu"):
+    """``(model, method, cfg)`` from ``final.pt`` or any ``checkpoints/step_*.pt`` (eval mode).
+
+    Args:
+        path: a checkpoint file, or a run directory (its ``final.pt``).
+    """
+    from hyplib import methods, models
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "final.pt"
+    state = ckpt.load(path, map_location=map_location)
+    cfg = state["config"]
+    method = methods.get(cfg["method"], **cfg.get("method_overrides", {}))
+    model = models.build_model(cfg.get("model", {}), method)
+    model.load_state_dict(state["model"])
+    return model.to(map_location).eval(), method, cfg
+
+
+def _parse(argv) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m hyplib.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", required=True, help="run configuration YAML (config/runs/*.yaml)")
+    p.add_argument("--run-dir", required=True, help="output directory; an existing one is resumed")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", nargs="+",
+                   help="override a config key (dotted, value parsed as YAML), e.g. train.steps=10")
+    p.add_argument("--stop-after", type=int, default=None, help="stop after N steps of this call (testing)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    """CLI entry; also what every torchrun process runs."""
+    args = _parse(argv)
+    sets = [s for group in args.sets for s in group]
+    try:
+        summary = train(args.config, args.run_dir, overrides=sets, stop_after=args.stop_after)
+    except (ConfigError, NonFiniteLossError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps({k: v for k, v in summary.items() if k != "final_logs"}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""Run configurations as data: defaults, loading, ``--set`` overrides, validation, diffs.
+
+A run configuration is a nested dict (YAML on disk, ``config/runs/*.yaml``)::
+
+    name, method, method_overrides, seed, model: {...}, data: {...}, train: {...}
+
+and optionally ``per_method: {<method name>: {<any of the above>}}``, a recipe table that is
+merged over the configuration for the selected method only (so ``paper.yaml`` can hold each
+paper's batch size and step count). Resolution order: :data:`DEFAULTS` < file <
+``per_method[method]`` < explicit overrides (``--set key=value``), so an explicit override
+always wins. The resolved dict (without ``per_method``) is what a run saves and compares.
+
+``model`` and ``method_overrides`` are passed on verbatim (``hyplib.models.build_model`` and
+``hyplib.methods.get`` validate them, naming unknown keys); every other key must appear in
+:data:`DEFAULTS`, and an unknown one fails naming it and the valid keys beside it.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+__all__ = [
+    "DEFAULTS", "RUNTIME_KEYS", "ConfigError", "resolve_config", "load_yaml", "parse_set",
+    "apply_overrides", "deep_merge", "flatten", "diff_configs", "dump_yaml",
+]
+
+
+class ConfigError(ValueError):
+    """A run configuration names an unknown key or holds an invalid value."""
+
+
+#: Every key a run configuration may hold, with its default.
+DEFAULTS: dict[str, Any] = {
+    "name": None,                  # informational label of the run
+    "method": "clip",              # a name from hyplib.methods.names()
+    "method_overrides": {},        # keyword overrides of the method's paper defaults
+    "seed": 0,                     # seeds python, numpy, torch (all ranks) and the loader
+    "model": {},                   # hyplib.models.build_model's config (see docs/INTERFACES.md)
+    "data": {
+        "shards": None,            # glob, directory or list of webdataset shards
+        "caption_weights": None,   # passed to make_loader (which caption kind to sample)
+        "num_workers": 0,          # loader worker processes
+        "min_box_size": None,      # boxes below this side (px) are unusable; None: the shards' manifest
+    },
+    "train": {
+        "steps": 100,              # optimiser steps in total (one batch each)
+        "batch_size": 128,         # global batch: split evenly over the processes
+        "lr": 5.0e-4,              # peak learning rate (AdamW)
+        "betas": [0.9, 0.98],
+        "eps": 1.0e-8,
+        "weight_decay": 0.2,       # applied only to the groups hyplib.models.param_groups marks
+        "warmup_steps": 10,        # linear warm-up from lr/warmup_steps to lr
+        "min_lr": 0.0,             # cosine decay ends here at the last step
+        "grad_clip": None,         # max global grad norm, or None for no clipping
+        "precision": "fp32",       # fp32 | bf16 | fp16 (fp16: CUDA only, with GradScaler)
+        "device": "auto",          # auto | cpu | cuda | cuda:N
+        "threads": None,           # torch.set_num_threads, or None to keep the environment's
+        "gather": True,            # all-gather embeddings across processes for negatives
+        "checkpoint_every": 100,   # steps between checkpoints (one is always written at the end)
+        "keep_checkpoints": 3,     # newest checkpoints kept in run_dir/checkpoints
+        "log_every": 1,            # steps between log.jsonl lines
+        "progress": True,          # tqdm progress bar on rank 0
+    },
+}
+
+#: Sections passed on verbatim; their keys are validated by their consumers.
+FREE_FORM = ("model", "method_overrides")
+
+#: Keys that do not change the trained weights, so they may differ when a run resumes.
+RUNTIME_KEYS = frozenset({
+    "name", "train.progress", "train.threads", "train.checkpoint_every",
+    "train.keep_checkpoints", "train.log_every", "data.num_workers",
+})
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def load_yaml(path: str | os.PathLike) -> dict:
+    """Read a YAML mapping; a missing file or a non-mapping fails naming the path."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"run configuration {str(path)!r} does not exist")
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def dump_yaml(cfg: Mapping, path: str | os.PathLike) -> None:
+    """Write ``cfg`` as YAML (key order kept) atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        yaml.safe_dump(_plain(cfg), f, sort_keys=False)
+    os.replace(tmp, path)
+
+
+def _plain(x):
+    """Tuples to lists and mappings to dicts, so YAML and comparisons see plain data."""
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def deep_merge(base: Mapping, over: Mapping) -> dict:
+    """Return ``base`` updated recursively by ``over`` (dicts merge, everything else replaces)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_set(items: Iterable[str]) -> dict:
+    """Turn ``["train.steps=10", "method=meru"]`` into a nested dict (values parsed as YAML)."""
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. train.steps=10)")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw.strip() else None
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def apply_overrides(cfg: Mapping, overrides: Mapping | Iterable[str] | None) -> dict:
+    """Merge overrides given as a nested dict, a flat ``{"a.b": v}`` dict or ``key=value`` strings."""
+    if not overrides:
+        return copy.deepcopy(dict(cfg))
+    if not isinstance(overrides, Mapping):
+        return deep_merge(cfg, parse_set(overrides))
+    nested: dict = {}
+    for key, value in overrides.items():
+        parts = str(key).split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        if isinstance(value, Mapping) and isinstance(node.get(parts[-1]), Mapping):
+            node[parts[-1]] = deep_merge(node[parts[-1]], value)
+        else:
+            node[parts[-1]] = value
+    return deep_merge(cfg, nested)
+
+
+def _check_keys(cfg: Mapping, schema: Mapping, prefix: str = "") -> None:
+    for key, value in cfg.items():
+        dotted = f"{prefix}{key}"
+        if key not in schema:
+            valid = ", ".join(sorted(schema))
+            raise ConfigError(f"unknown config key {dotted!r} (valid keys{' under ' + prefix[:-1] if prefix else ''}: {valid})")
+        if dotted in FREE_FORM:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config key {dotted!r} must be a mapping, got {value!r}")
+            continue
+        if isinstance(schema[key], Mapping):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config key {dotted!r} must be a mapping, got {value!r}")
+            _check_keys(value, schema[key], dotted + ".")
+
+
+#: Keys read as floats: YAML 1.1 parses ``5e-4`` (no dot) as a string, so strings are converted.
+FLOAT_KEYS = ("lr", "eps", "weight_decay", "min_lr", "grad_clip")
+
+
+def _coerce_numbers(cfg: dict) -> None:
+    t = cfg["train"]
+    for key in FLOAT_KEYS:
+        if isinstance(t[key], str):
+            try:
+                t[key] = float(t[key])
+            except ValueError:
+                raise ConfigError(f"config key 'train.{key}' = {t[key]!r}: expected a number") from None
+    if isinstance(t["betas"], (list, tuple)):
+        t["betas"] = [float(b) for b in t["betas"]]
+
+
+def _check_values(cfg: Mapping) -> None:
+    t = cfg["train"]
+    checks = [
+        ("train.steps", t["steps"], isinstance(t["steps"], int) and t["steps"] > 0, "a positive integer"),
+        ("train.batch_size", t["batch_size"], isinstance(t["batch_size"], int) and t["batch_size"] > 1,
+         "an integer > 1 (contrastive losses need negatives)"),
+        ("train.warmup_steps", t["warmup_steps"], isinstance(t["warmup_steps"], int) and t["warmup_steps"] >= 0,
+         "an integer >= 0"),
+        ("train.lr", t["lr"], isinstance(t["lr"], (int, float)) and t["lr"] > 0, "a positive number"),
+        ("train.precision", t["precision"], t["precision"] in PRECISIONS, f"one of {PRECISIONS}"),
+        ("train.checkpoint_every", t["checkpoint_every"],
+         isinstance(t["checkpoint_every"], int) and t["checkpoint_every"] > 0, "a positive integer"),
+        ("train.keep_checkpoints", t["keep_checkpoints"],
+         isinstance(t["keep_checkpoints"], int) and t["keep_checkpoints"] >= 1, "an integer >= 1"),
+        ("train.log_every", t["log_every"], isinstance(t["log_every"], int) and t["log_every"] >= 1,
+         "an integer >= 1"),
+        ("train.grad_clip", t["grad_clip"], t["grad_clip"] is None or
+         (isinstance(t["grad_clip"], (int, float)) and t["grad_clip"] > 0), "None or a positive number"),
+        ("train.betas", t["betas"], isinstance(t["betas"], list) and len(t["betas"]) == 2, "two numbers"),
+        ("seed", cfg["seed"], isinstance(cfg["seed"], int), "an integer"),
+        ("method", cfg["method"], isinstance(cfg["method"], str), "a method name"),
+    ]
+    for key, value, ok, what in checks:
+        if not ok:
+            raise ConfigError(f"config key {key!r} = {value!r}: expected {what}")
+
+
+def resolve_config(config: Mapping | str | os.PathLike, overrides=None) -> dict:
+    """Defaults < ``config`` (dict or YAML path) < ``per_method[method]`` < ``overrides``; validated.
+
+    Args:
+        config: a nested dict or the path of a YAML run configuration.
+        overrides: nested dict, flat dotted dict, or ``key=value`` strings (CLI ``--set``).
+
+    Returns:
+        The full configuration with every key of :data:`DEFAULTS` present.
+
+    Raises:
+        ConfigError: an unknown key (named, with the valid ones) or an invalid value.
+    """
+    raw = load_yaml(config) if isinstance(config, (str, os.PathLike)) else copy.deepcopy(dict(config))
+    raw = apply_overrides(raw, overrides)
+    per_method = raw.pop("per_method", None) or {}
+    if not isinstance(per_method, Mapping):
+        raise ConfigError(f"config key 'per_method' must map method names to overrides, got {per_method!r}")
+    method = raw.get("method", DEFAULTS["method"])
+    if method in per_method:
+        raw = apply_overrides(deep_merge(raw, per_method[method]), overrides)
+    _check_keys(raw, DEFAULTS)
+    cfg = _plain(deep_merge(DEFAULTS, raw))
+    _coerce_numbers(cfg)
+    _check_values(cfg)
+    return cfg
+
+
+def flatten(cfg: Mapping, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; empty mappings stay as ``{}`` leaves."""
+    out: dict[str, Any] = {}
+    for key, value in cfg.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = _plain(value)
+    return out
+
+
+def diff_configs(old: Mapping, new: Mapping, ignore: Iterable[str] = RUNTIME_KEYS) -> list[str]:
+    """Lines ``key: old -> new`` for every dotted key that differs (``ignore`` excepted)."""
+    a, b = flatten(old), flatten(new)
+    skip = set(ignore)
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        if key in skip:
+            continue
+        va, vb = a.get(key, "<absent>"), b.get(key, "<absent>")
+        if va != vb:
+            lines.append(f"{key}: {va!r} -> {vb!r}")
+    return lines

@@ -1,0 +1,232 @@
+"""The training loop: set-up, exact resume, the step loop, checkpoints, the final model.
+
+:func:`fit` is method-agnostic: it receives a :class:`Components` (a method object, a model
+factory, ``param_groups`` and a loader factory) and never asks which method it trains.
+``hyplib.train.train`` builds the real components from the registry; tests pass stand-ins.
+
+Resume: if ``run_dir/checkpoints`` holds a checkpoint, the run continues from the newest
+one. Its saved configuration must equal the new one (apart from :data:`RUNTIME_KEYS`), the
+loader restarts at ``start_batch = batches consumed``, and the RNG states are restored last,
+right before the first step, so the continuation repeats the uninterrupted run exactly.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt
+from .config import ConfigError, diff_configs, dump_yaml
+from .distributed import DistInfo, all_true, barrier, broadcast_object, setup
+from .logging import JsonlLogger, model_scalars, postfix, terms_finite, to_number
+from .schedule import WarmupCosine, build_optimizer
+from .step import StepRunner, to_device
+
+__all__ = ["Components", "fit", "NonFiniteLossError", "ResumeConfigError", "seed_everything"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or Inf; the message names the step, the term and the last checkpoint."""
+
+
+class ResumeConfigError(ConfigError):
+    """A run directory's checkpoint was made with a different configuration."""
+
+
+@dataclass
+class Components:
+    """What :func:`fit` trains, built by the caller.
+
+    Attributes:
+        method: object with ``name`` and ``loss(emb)``.
+        build_model: ``() -> nn.Module``; called after seeding, on CPU.
+        param_groups: ``(model, weight_decay) -> list[dict]`` optimiser groups.
+        make_loader: ``(model, *, batch_size, rank, world_size, start_batch) -> iterable``
+            of batch dicts (``batch_size`` per process; deterministic given ``start_batch``).
+    """
+
+    method: Any
+    build_model: Callable[[], torch.nn.Module]
+    param_groups: Callable[[torch.nn.Module, float], list]
+    make_loader: Callable[..., Iterable[dict]]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (every CUDA device). All ranks use the same seed, so a
+    method's own randomness, applied to the gathered global batch, agrees across ranks."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def fit(cfg: dict, run_dir: str | Path, parts: Components, *, stop_after: int | None = None) -> dict:
+    """Train ``parts`` under the resolved config ``cfg`` in ``run_dir``; see the module docstring.
+
+    Args:
+        stop_after: stop after this many steps of *this* invocation without a final checkpoint
+            (simulates a killed job; the next call resumes from the last periodic checkpoint).
+
+    Returns:
+        A summary dict: ``steps_done``, ``completed``, ``final_loss``, ``final_logs``,
+        ``resumed_from``, ``wall_s``, ``samples_per_s``, ``final``, ``run_dir``.
+    """
+    created = not (dist.is_available() and dist.is_initialized())
+    info = setup(cfg["train"]["device"])
+    try:
+        return _fit(cfg, Path(run_dir), parts, info, stop_after)
+    finally:
+        if created and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _find_resume(cfg: dict, run_dir: Path, info: DistInfo) -> tuple[Path | None, dict | None]:
+    path = broadcast_object(ckpt.latest(run_dir / "checkpoints") if info.is_main else None)
+    if path is None:
+        return None, None
+    state = ckpt.load(path, map_location="cpu")
+    diff = diff_configs(state["config"], cfg)
+    if diff:
+        raise ResumeConfigError(
+            f"{run_dir} holds a checkpoint ({path.name}) made with a different configuration; "
+            f"refusing to resume. Keys that differ (saved -> new):\n  " + "\n  ".join(diff)
+            + "\nUse a new run directory, or the saved configuration (run_dir/config.yaml).")
+    if state["world_size"] != info.world_size:
+        raise ResumeConfigError(
+            f"{path} was written by {state['world_size']} process(es) but this run has "
+            f"{info.world_size}; resume with the same number of processes")
+    return path, state
+
+
+def _nonfinite_message(step: int, loss: float, terms: dict, last_good: Path | None) -> str:
+    bad = terms_finite(terms)
+    where = ", ".join(f"{k}={terms[k]}" for k in bad) if bad else f"total loss={loss} (all logged terms finite)"
+    good = str(last_good) if last_good else "none (no checkpoint written yet)"
+    return (f"non-finite loss at step {step}: offending term(s): {where}. "
+            f"Last good checkpoint: {good}. Terms at this step: {terms}")
+
+
+def _write_final(run_dir: Path, module, cfg: dict, step: int, summary: dict, loader, info: DistInfo) -> Path:
+    stats = getattr(loader, "stats", None)
+    if info.enabled:
+        gathered = [None] * info.world_size
+        dist.all_gather_object(gathered, stats)
+        stats = {"per_rank": gathered}
+    if not info.is_main:
+        return run_dir / "final.pt"
+    if stats is not None:
+        with open(run_dir / "data_stats.json", "w") as f:
+            json.dump(stats, f, indent=1, default=str)
+    state = {"model": module.state_dict(), "config": cfg, "step": step, "method": cfg["method"],
+             "summary": summary}
+    return ckpt.atomic_save(state, run_dir / "final.pt")
+
+
+def _fit(cfg: dict, run_dir: Path, parts: Components, info: DistInfo, stop_after: int | None) -> dict:
+    t_cfg = cfg["train"]
+    if t_cfg["threads"]:
+        torch.set_num_threads(int(t_cfg["threads"]))
+    total, global_batch = t_cfg["steps"], t_cfg["batch_size"]
+    if global_batch % info.world_size:
+        raise ConfigError(f"train.batch_size = {global_batch} does not split over {info.world_size} processes")
+    resume_path, state = _find_resume(cfg, run_dir, info)
+    if info.is_main:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        dump_yaml(cfg, run_dir / "config.yaml")
+
+    seed_everything(cfg["seed"])
+    module = parts.build_model().to(info.device)
+    module.train()
+    optimizer = build_optimizer(parts.param_groups(module, t_cfg["weight_decay"]), t_cfg, info.device)
+    sched = WarmupCosine(optimizer, base_lr=t_cfg["lr"], warmup=t_cfg["warmup_steps"], total=total,
+                         min_lr=t_cfg["min_lr"])
+    start = 0
+    if state is not None:
+        module.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start = int(state["step"])
+    loader = parts.make_loader(module, batch_size=global_batch // info.world_size, rank=info.rank,
+                               world_size=info.world_size, start_batch=start)
+    model = module
+    if info.enabled:
+        model = torch.nn.parallel.DistributedDataParallel(
+            module, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+            static_graph=True)  # static: the same parameters are used every step, unused ones too
+    runner = StepRunner(model, parts.method, optimizer, device=info.device, precision=t_cfg["precision"],
+                        grad_clip=t_cfg["grad_clip"], gather=t_cfg["gather"])
+    if state is not None:
+        runner.scaler.load_state_dict(state["scaler"])
+        ckpt.set_rng_state(state["rng"])  # last, so nothing above consumes the restored streams
+
+    logger = JsonlLogger(run_dir / "log.jsonl", enabled=info.is_main)
+    logger.truncate_after(start)  # a fresh run starts an empty log; a resumed one drops redone steps
+    end = total if stop_after is None else min(total, start + int(stop_after))
+    bar = tqdm(total=total, initial=start, desc=f"train {getattr(parts.method, 'name', '')}",
+               disable=not (info.is_main and t_cfg["progress"]), dynamic_ncols=True)
+    last_good, loss_v, terms = resume_path, float("nan"), {}
+    t_start = time.perf_counter()
+    batches = iter(loader)
+    try:
+        for step in range(start, end):
+            t0 = time.perf_counter()
+            try:
+                batch = next(batches)
+            except StopIteration:
+                raise RuntimeError(f"the loader ran out after {step - start} batches (step {step}); "
+                                   f"it must yield at least train.steps = {total} batches") from None
+            t_data = time.perf_counter() - t0
+            loss, logs = runner.forward(to_device(batch, info.device))
+            loss_v, terms = to_number(loss), {k: to_number(v) for k, v in logs.items()}
+            if not all_true(math.isfinite(loss_v) and not terms_finite(terms), info.device):
+                raise NonFiniteLossError(_nonfinite_message(step + 1, loss_v, terms, last_good))
+            lr = sched.current_lr()
+            grad_norm = runner.backward_step(loss)
+            sched.step()
+            done = step + 1
+            dt = time.perf_counter() - t0
+            record = {"step": done, **terms, "loss": loss_v, **model_scalars(module), "lr": lr,
+                      "samples_per_s": global_batch / dt, "data_s": t_data,
+                      "time": time.perf_counter() - t_start}
+            if grad_norm is not None:
+                record["grad_norm"] = to_number(grad_norm)
+            if done % t_cfg["log_every"] == 0 or done == end:
+                logger.write(record)
+            bar.update(1)
+            bar.set_postfix(postfix(loss_v, terms, record), refresh=False)
+            if done % t_cfg["checkpoint_every"] == 0 or done == total:
+                last_good = _save(run_dir, module, optimizer, sched, runner, cfg, done, info)
+    finally:
+        bar.close()
+        logger.close()
+    completed = end == total
+    wall = time.perf_counter() - t_start
+    summary = {"run_dir": str(run_dir), "method": cfg["method"], "steps_done": end, "completed": completed,
+               "final_loss": loss_v, "final_logs": terms, "resumed_from": str(resume_path) if resume_path else None,
+               "wall_s": wall, "samples_per_s": (end - start) * global_batch / wall if wall > 0 else None,
+               "last_checkpoint": str(last_good) if last_good else None, "final": None}
+    if completed:
+        summary["final"] = str(_write_final(run_dir, module, cfg, end, summary, loader, info))
+    barrier()
+    return summary
+
+
+def _save(run_dir: Path, module, optimizer, sched, runner, cfg, step: int, info: DistInfo) -> Path:
+    """Write ``checkpoints/step_<step>.pt`` (rank 0) and keep the newest few."""
+    path = ckpt.checkpoint_path(run_dir / "checkpoints", step)
+    if info.is_main:
+        state = {"model": module.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": sched.state_dict(), "scaler": runner.scaler.state_dict(),
+                 "rng": ckpt.rng_state(), "step": step, "batches": step,
+                 "world_size": info.world_size, "config": cfg}
+        ckpt.atomic_save(state, path)
+        ckpt.prune(run_dir / "checkpoints", cfg["train"]["keep_checkpoints"])
+    return path

@@ -32,7 +32,7 @@ from hyplib import lorentz
 from hyplib.methods.base import Embeddings, Method, log_terms
 from hyplib.methods.terms import HIERARCHY_PAIRS, hierarchical_contrastive, hierarchical_entailment
 
-__all__ = ["ARGENT", "WEIGHT_FUNCTIONS", "adaptive_weight", "norm_regulariser"]
+__all__ = ["ARGENT", "WEIGHT_FUNCTIONS", "adaptive_weight", "adaptive_entailment", "chordal_dist", "norm_regulariser"]
 
 
 def _exp_weight(d: Tensor, sigma: float) -> Tensor:
@@ -59,10 +59,29 @@ WEIGHT_FUNCTIONS: dict[str, Callable[[Tensor, float], Tensor]] = {
 }
 
 
+def chordal_dist(x: Tensor, y: Tensor, *, curv) -> Tensor:
+    """Paired geodesic distance (...,) from the Lorentzian norm of ``X - Y``; exact 0 at ``x = y``.
+
+    .. math:: d = \\frac{2}{\\sqrt c}\\operatorname{asinh}\\Big(\\frac{\\sqrt c}{2}
+              \\sqrt{|x - y|^2 - (x_t - y_t)^2}\\Big)
+
+    :func:`hyplib.lorentz.dist` floors ``acosh``'s argument at ``1 + eps``, so it returns about
+    ``sqrt(2 eps)/sqrt(c)`` (1e-3 in float32) for identical points; this form does not, which
+    is what a weight that must vanish on identical pairs needs. ``x_t - y_t`` is computed as
+    ``(x - y).(x + y) / (x_t + y_t)`` to avoid cancellation. Used without gradients.
+    """
+    c = torch.as_tensor(curv, dtype=x.dtype, device=x.device)
+    diff = x - y
+    dt = (diff * (x + y)).sum(-1) / (lorentz.time_component(x, curv=curv) + lorentz.time_component(y, curv=curv))
+    # The difference of two hyperboloid points is spacelike; rounding can make it slightly not.
+    sq = torch.clamp((diff * diff).sum(-1) - dt * dt, min=0.0)
+    return 2.0 * torch.asinh(0.5 * c.sqrt() * sq.sqrt()) / c.sqrt()
+
+
 def adaptive_weight(parent: Tensor, child: Tensor, *, curv, sigma: float, fn: str = "exp") -> Tensor:
     """Detached pair weight ``h(d(p, q))`` (...,): 0 for identical pairs, -> 1 for far ones."""
     with torch.no_grad():
-        return WEIGHT_FUNCTIONS[fn](lorentz.dist(parent, child, curv=curv), sigma)
+        return WEIGHT_FUNCTIONS[fn](chordal_dist(parent, child, curv=curv), sigma)
 
 
 def adaptive_entailment(parent: Tensor, child: Tensor, *, curv, sigma: float, fn: str = "exp") -> Tensor:

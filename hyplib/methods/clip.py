@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from hyplib.methods.base import Embeddings, Method, log_terms
+from hyplib.methods.base import Embeddings, Method, as_float, log_terms
 from hyplib.methods.terms import symmetric_ce
 
 __all__ = ["CLIP"]
@@ -26,11 +26,11 @@ class CLIP(Method):
     def loss(self, emb: Embeddings) -> dict:
         """Args: ``emb.image``, ``emb.text`` (B, D) unit vectors; ``emb.logit_scale`` ()."""
         self.check(emb)
-        image_text, text_image = symmetric_ce(emb.logit_scale * emb.image.float() @ emb.text.float().t())
+        image_text, text_image = symmetric_ce(emb.logit_scale * as_float(emb.image) @ as_float(emb.text).t())
         loss = 0.5 * (image_text + text_image)
         return {"loss": loss, "logs": log_terms(contrastive_image_text=image_text,
                                                  contrastive_text_image=text_image, contrastive=loss)}
 
     def similarity(self, image: Tensor, text: Tensor, *, curv=None) -> Tensor:
         """Cosine (N_img, D) x (N_txt, D) -> (N_img, N_txt); inputs are unit vectors."""
-        return image.float() @ text.float().t()
+        return as_float(image) @ as_float(text).t()

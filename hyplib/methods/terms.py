@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hyplib import lorentz
+from hyplib.methods.base import as_float
 
 __all__ = [
     "diagonal_ce", "symmetric_ce", "entailment_violation", "HIERARCHY_PAIRS",
@@ -34,7 +35,7 @@ def diagonal_ce(logits: Tensor) -> Tensor:
     .. math:: \\mathrm{CE} = -\\frac1B\\sum_i \\log \\frac{e^{\\ell_{ii}}}{\\sum_j e^{\\ell_{ij}}}
     """
     target = torch.arange(logits.shape[0], device=logits.device)
-    return F.cross_entropy(logits.float(), target)
+    return F.cross_entropy(as_float(logits), target)
 
 
 def symmetric_ce(logits: Tensor) -> tuple[Tensor, Tensor]:

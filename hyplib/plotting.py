@@ -39,8 +39,8 @@ from hyplib.paths import resolve  # noqa: E402
 
 __all__ = [
     "COLORS", "set_style", "savefig", "disk_axes", "from_poincare", "frame_exp", "polar_point",
-    "poincare_disk", "plot_points", "plot_geodesic", "plot_cone", "cone_boundary", "disk_grid",
-    "descent_field", "plot_field",
+    "polar_coords", "poincare_disk", "plot_points", "plot_geodesic", "plot_cone", "cone_boundary",
+    "disk_grid", "descent_field", "plot_field",
 ]
 
 _PALETTE = sns.color_palette("colorblind")
@@ -138,6 +138,21 @@ def polar_point(x, rho, theta, *, curv: float) -> Tensor:
     rho, theta = _as_float(rho), _as_float(theta)
     v = torch.stack([rho * torch.cos(theta), rho * torch.sin(theta)], dim=-1)
     return frame_exp(_as_float(x), v, curv=curv)
+
+
+def polar_coords(x, y, *, curv: float) -> tuple[Tensor, Tensor]:
+    """Geodesic polar coordinates ``(rho, theta)`` of 2-D points ``y`` around ``x`` (..., 2),
+    broadcasting; inverse of :func:`polar_point`, ``theta`` in (-pi, pi]. Returns two (...).
+
+    The frame coordinates of ``log_x(y)`` are proportional to ``(<Y, e_out>_L, <Y, e_left>_L)``.
+    """
+    x, y = torch.broadcast_tensors(_as_float(x), _as_float(y, like=_as_float(x)))
+    outward, left = _frame(x, curv)
+    norm_x = x.norm(dim=-1)
+    yt = lorentz.time_component(y, curv=curv)
+    along = (y * outward).sum(-1) - yt * math.sqrt(curv) * norm_x
+    across = (y * left).sum(-1)
+    return lorentz.dist(x, y, curv=curv), torch.atan2(across, along)
 
 
 def cone_boundary(x, *, curv: float, min_radius: float = 0.1, length: float | None = None,

@@ -1,0 +1,301 @@
+"""Shared plumbing of the evaluators: model-or-embeddings resolution, batched encoding,
+geometry checks and the similarity variants.
+
+Every evaluator accepts either a trained model (``hyplib.models`` API: ``image_features``,
+``text_features``, ``lift``, ``curv``, ``method``) or a mapping of precomputed embeddings
+(torch tensors or numpy arrays, plus ``"curv"``). Embeddings are *lifted* (space
+coordinates for lorentz, flat ``(N, k*d)`` factors for product, unit vectors for euclidean).
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hyplib import lorentz, product
+
+GEOMETRIES = ("euclidean", "lorentz", "product")
+
+try:  # the training loader's normalisation, so evaluation sees the same pixels
+    from hyplib.data.preprocess import MEAN as CLIP_MEAN, STD as CLIP_STD
+except ImportError:  # pragma: no cover - hyplib.data without preprocess
+    #: CLIP's (OpenAI) per-channel mean and std.
+    CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+    CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+# --------------------------------------------------------------------------- resolution
+def is_model(obj) -> bool:
+    """True for a model object (it can lift tangent features), False for embeddings."""
+    return hasattr(obj, "lift") and hasattr(obj, "text_features") and hasattr(obj, "image_features")
+
+
+def resolve_method(source, method=None):
+    """The Method to score with: ``method`` if given, else ``source.method`` (a model)."""
+    if method is not None:
+        return method
+    found = getattr(source, "method", None)
+    if found is None and isinstance(source, Mapping):
+        found = source.get("method")
+    if found is None:
+        raise ValueError("no method to score with: pass method=<hyplib.methods.Method> "
+                         "or a model that has a .method attribute")
+    if getattr(found, "geometry", None) not in GEOMETRIES:
+        raise ValueError(f"method geometry must be one of {GEOMETRIES}, got "
+                         f"{getattr(found, 'geometry', None)!r}")
+    return found
+
+
+def resolve_curv(source, curv=None) -> Tensor:
+    """Curvature as a float32 CPU tensor: ``curv`` if given, else the model's or the mapping's."""
+    if curv is None:
+        if is_model(source):
+            curv = source.curv
+        elif isinstance(source, Mapping) and "curv" in source:
+            curv = source["curv"]
+        else:
+            raise ValueError("no curvature: pass curv=... or include 'curv' in the embeddings")
+    return torch.as_tensor(np.asarray(curv.detach().cpu() if isinstance(curv, Tensor) else curv),
+                           dtype=torch.float32)
+
+
+def as_float(x, name: str = "x") -> Tensor:
+    """numpy/torch array -> floating CPU tensor (half precision upcast to float32)."""
+    t = torch.as_tensor(x.detach().cpu() if isinstance(x, Tensor) else np.asarray(x))
+    if not torch.is_floating_point(t):
+        raise ValueError(f"{name} must be floating point embeddings, got dtype {t.dtype}")
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def need(mapping: Mapping, keys: Sequence[str], what: str) -> None:
+    """Raise ValueError listing the keys of ``mapping`` that ``what`` needs but lacks."""
+    missing = [k for k in keys if k not in mapping]
+    if missing:
+        raise ValueError(f"{what} lacks key(s) {missing}; it has {sorted(mapping)}")
+
+
+# --------------------------------------------------------------------------- geometry checks
+def product_k(method) -> int:
+    """Number of factors of a product method (from ``method.space.k`` or ``defaults['k']``)."""
+    k = getattr(getattr(method, "space", None), "k", None)
+    if k is None:
+        k = getattr(method, "defaults", {}).get("k")
+    if k is None:
+        raise ValueError(f"product method {getattr(method, 'name', method)!r} does not state its factor count k")
+    return int(k)
+
+
+def check_embeddings(x: Tensor, method, curv: Tensor, name: str = "embeddings") -> None:
+    """Raise ValueError when ``x`` (N, D) cannot be embeddings of ``method``'s geometry.
+
+    Checks: 2-D; euclidean rows are unit vectors (lorentz/product points are not, except by
+    accident); lorentz takes a scalar curvature and space coordinates (rows that satisfy the
+    hyperboloid equation with the first column as time part are full coordinates: refused);
+    product needs ``D`` divisible by ``k`` and a scalar or (k,) curvature.
+    """
+    if x.dim() != 2:
+        raise ValueError(f"{name} must be 2-D (N, D), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        return
+    geom = method.geometry
+    if geom == "euclidean":
+        norms = x.double().norm(dim=-1)
+        # 1e-3: unit vectors stored in float16 are off by ~1e-3 at most.
+        if not bool(torch.all((norms - 1).abs() < 1e-3)):
+            raise ValueError(
+                f"{name} are not unit vectors (norms in [{norms.min():.3g}, {norms.max():.3g}]) but method "
+                f"{method.name!r} is euclidean and expects L2-normalised embeddings; hyperbolic embeddings passed?")
+    elif geom == "lorentz":
+        if curv.numel() != 1:
+            raise ValueError(f"method {method.name!r} is lorentz (one curvature) but curv has shape "
+                             f"{tuple(curv.shape)}; product embeddings passed?")
+        if x.shape[1] >= 2 and _looks_full(x, curv):
+            raise ValueError(f"{name} look like full hyperboloid coordinates (time first, D={x.shape[1]}); "
+                             f"pass space parts only (D-1 columns)")
+    elif geom == "product":
+        k = product_k(method)
+        if x.shape[1] % k != 0:
+            raise ValueError(f"{name} have last dim {x.shape[1]}, not divisible by the product method's "
+                             f"k={k} factors")
+        if curv.numel() not in (1, k):
+            raise ValueError(f"product method with k={k} needs a scalar or ({k},) curvature, got shape "
+                             f"{tuple(curv.shape)}")
+
+
+def _looks_full(x: Tensor, curv: Tensor) -> bool:
+    xd = x.double()
+    t, rest = xd[:, 0], xd[:, 1:]
+    expected = torch.sqrt(1.0 / curv.double().reshape(()) + (rest * rest).sum(-1))
+    # Relative tolerance 1e-4: float32 round-off of genuine full coordinates stays far below it.
+    return bool(torch.all(t > 0)) and bool(torch.all((t - expected).abs() <= 1e-4 * expected))
+
+
+def check_pair(image: Tensor, text: Tensor, method, curv: Tensor) -> None:
+    """Check both modalities and that they share their last dimension."""
+    if image.dim() == 2 and text.dim() == 2 and image.shape[1] != text.shape[1]:
+        raise ValueError(f"image and text embeddings differ in last dim: {image.shape[1]} vs {text.shape[1]}")
+    check_embeddings(image, method, curv, "image embeddings")
+    check_embeddings(text, method, curv, "text embeddings")
+
+
+# --------------------------------------------------------------------------- similarity
+SCORES = ("method", "product_inner", "product_dist")
+
+
+def similarity_fn(method, score: str = "method"):
+    """Callable ``(image (Ni,D), text (Nt,D), curv) -> (Ni, Nt)``, higher = better match.
+
+    ``"method"``: ``method.similarity`` (the paper's training/scoring rule). For product
+    methods two alternatives: ``"product_inner"`` is the sum over factors of the Lorentz
+    inner products (PHyCLIP's released zero-shot/retrieval scoring), ``"product_dist"`` is
+    minus the combined product distance (its training metric).
+    """
+    if score == "method":
+        return lambda image, text, curv: method.similarity(image, text, curv=curv)
+    if score not in SCORES:
+        raise ValueError(f"score={score!r} unknown; choose one of {SCORES}")
+    if method.geometry != "product":
+        raise ValueError(f"score={score!r} needs a product method, got geometry {method.geometry!r}")
+    k = product_k(method)
+    how = getattr(getattr(method, "space", None), "how", None) or method.defaults.get("how", "l1")
+
+    def _inner(image, text, curv):
+        c = product.factor_curv(curv, k, image)
+        return product.pairwise_factor_inner(product.split(image, k), product.split(text, k), curv=c).sum(-1)
+
+    def _dist(image, text, curv):
+        c = product.factor_curv(curv, k, image)
+        return -product.pairwise_dist(product.split(image, k), product.split(text, k), curv=c, how=how)
+
+    return _inner if score == "product_inner" else _dist
+
+
+def paired_similarity(sim, image: Tensor, text: Tensor, curv, block: int = 512) -> Tensor:
+    """Scores of row-aligned pairs: ``sim(image[i], text[i])`` for i in range(N) -> (N,).
+
+    Blocks of ``block`` rows; the (block, block) matrix's diagonal is kept.
+    """
+    if image.shape[0] != text.shape[0]:
+        raise ValueError(f"paired scoring needs as many texts as images, got {image.shape[0]} and {text.shape[0]}")
+    out = []
+    for s in range(0, image.shape[0], block):
+        out.append(torch.diagonal(sim(image[s:s + block], text[s:s + block], curv)))
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def distance_to_root(method, x: Tensor, curv) -> Tensor:
+    """(N, D) -> (N,) through the method (euclidean: |x|)."""
+    return method.distance_to_root(x, curv=curv)
+
+
+def tangent(method, x: Tensor, curv) -> Tensor:
+    """Tangent vectors at the root (logmap0; per factor for product; identity for euclidean)."""
+    if method.geometry == "lorentz":
+        return lorentz.logmap0(x, curv=curv)
+    if method.geometry == "product":
+        k = product_k(method)
+        return product.merge(product.logmap0(product.split(x, k), curv=product.factor_curv(curv, k, x)))
+    return x
+
+
+# --------------------------------------------------------------------------- encoding
+@contextlib.contextmanager
+def eval_mode(model):
+    """Put ``model`` in eval mode with gradients off; restore its training flag after."""
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        if was_training and hasattr(model, "train"):
+            model.train()
+
+
+def model_device(model) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration):
+        return torch.device("cpu")
+
+
+def model_image_size(model) -> int | None:
+    for holder in (model, getattr(model, "visual", None), getattr(model, "cfg", None), getattr(model, "model_cfg", None)):
+        if holder is None:
+            continue
+        size = holder.get("image_size") if isinstance(holder, Mapping) else getattr(holder, "image_size", None)
+        if isinstance(size, (int, np.integer)):
+            return int(size)
+        if isinstance(size, (tuple, list)) and size:
+            return int(size[0])
+    return None
+
+
+def images_to_tensor(images: np.ndarray, image_size: int | None = None) -> Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, S, S) normalised with CLIP's mean/std.
+
+    Images are resized to a square ``image_size`` without cropping (bilinear, antialiased),
+    the papers' retrieval setting.
+    """
+    arr = np.asarray(images)
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ValueError(f"images must be (N, H, W, 3), got shape {arr.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float() / 255.0
+    if image_size is not None and (x.shape[-1] != image_size or x.shape[-2] != image_size):
+        x = torch.nn.functional.interpolate(x, size=(image_size, image_size), mode="bilinear",
+                                            antialias=True, align_corners=False)
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def image_features(model, images: np.ndarray, *, batch_size: int = 128) -> Tensor:
+    """Tangent image features (before alpha), (N, D) float32 on CPU; batched, no_grad, eval."""
+    device, size = model_device(model), model_image_size(model)
+    out = []
+    with eval_mode(model):
+        for s in range(0, len(images), batch_size):
+            batch = images_to_tensor(images[s:s + batch_size], size).to(device)
+            out.append(model.image_features(batch).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+def text_features(model, texts: Sequence[str], *, batch_size: int = 256) -> Tensor:
+    """Tangent text features (before alpha), (N, D) float32 on CPU; batched, no_grad, eval."""
+    device = model_device(model)
+    out = []
+    with eval_mode(model):
+        for s in range(0, len(texts), batch_size):
+            tokens = model.tokenize(list(texts[s:s + batch_size])).to(device)
+            out.append(model.text_features(tokens).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+def lift(model, features: Tensor, modality: str) -> Tensor:
+    """``model.lift`` under no_grad on the model's device; result on CPU."""
+    with eval_mode(model):
+        return model.lift(features.to(model_device(model)), modality).float().cpu()
+
+
+def encode_images(model, images: np.ndarray, *, batch_size: int = 128) -> Tensor:
+    """Lifted image embeddings (N, D) on CPU."""
+    return lift(model, image_features(model, images, batch_size=batch_size), "image")
+
+
+def encode_texts(model, texts: Sequence[str], *, batch_size: int = 256) -> Tensor:
+    """Lifted text embeddings (N, D) on CPU."""
+    return lift(model, text_features(model, texts, batch_size=batch_size), "text")
+
+
+def embeddings(source, key: str, encode) -> Tensor:
+    """``source[key]`` for a mapping of embeddings, else ``encode()`` (a model's encodings)."""
+    if is_model(source):
+        return encode()
+    if not isinstance(source, Mapping):
+        raise ValueError(f"expected a model or a mapping of embeddings, got {type(source).__name__}")
+    need(source, [key], "the embeddings mapping")
+    return as_float(source[key], key)

@@ -1,0 +1,120 @@
+"""Image-text retrieval: Recall@K in both directions, in bounded memory.
+
+A query hits at K when any of its ground-truth items ranks within the top K. Image->text:
+an image's ground truth is every caption of it; text->image: the caption's one image.
+
+The score matrix (N images x M captions) is never held whole: blocks of image rows are
+scored against all captions, and per block we keep
+
+* image->text: the rank of each image's best-scoring caption (number of captions scoring
+  strictly higher), computed within the row itself;
+* text->image: each caption's running top-``max(ks)`` image scores, and its ground-truth
+  image's score (taken from the same block matrix, so it is bit-identical to the entry it is
+  compared with). Rank < K iff fewer than K of the kept scores exceed it.
+
+Ties are resolved in favour of the ground truth in both directions (strictly-higher counts).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hyplib.evaluation import _common as C
+
+#: Default budget for one score block: 2**22 entries (16 MiB of float32) plus the
+#: similarity's temporaries.
+BLOCK_ELEMS = 1 << 22
+
+
+def recall_at_k(image: Tensor, text: Tensor, caption_image, sim, curv=None, *,
+                ks: Sequence[int] = (1, 5, 10), block_elems: int = BLOCK_ELEMS) -> dict:
+    """Recall@K for image->text and text->image.
+
+    Args:
+        image: (N, D) image embeddings.
+        text: (M, D) caption embeddings.
+        caption_image: (M,) int index of each caption's image in [0, N).
+        sim: ``sim(image_block (b, D), text (M, D), curv) -> (b, M)``, higher = better.
+        curv: passed through to ``sim``.
+        ks: the K values.
+        block_elems: at most this many score entries per block (>= M; one row minimum).
+
+    Returns:
+        ``{"i2t_R@K": float, "t2i_R@K": float, ...}`` in [0, 1]; images without captions are
+        left out of the image->text average.
+    """
+    N, M = image.shape[0], text.shape[0]
+    cap = torch.as_tensor(np.asarray(caption_image), dtype=torch.long)
+    if cap.shape != (M,):
+        raise ValueError(f"caption_image must have one entry per caption ({M}), got shape {tuple(cap.shape)}")
+    if M == 0 or N == 0:
+        raise ValueError(f"retrieval needs images and captions, got {N} images and {M} captions")
+    if cap.min() < 0 or cap.max() >= N:
+        raise ValueError(f"caption_image indices must lie in [0, {N}), got [{int(cap.min())}, {int(cap.max())}]")
+    ks = sorted({int(k) for k in ks})
+    kmax = min(ks[-1], N)
+    rows = max(1, block_elems // M)
+
+    i2t_rank = torch.full((N,), M, dtype=torch.long)  # M = "no caption": never a hit
+    t2i_top = t2i_gt = None
+    order = torch.argsort(cap, stable=True)
+    sorted_cap = cap[order]
+    for s in range(0, N, rows):
+        e = min(N, s + rows)
+        S = C.as_float(sim(image[s:e], text, curv), "scores")
+        # Captions whose image lies in this block, and their row in it.
+        lo, hi = torch.searchsorted(sorted_cap, torch.tensor([s, e]))
+        js = order[lo:hi]
+        r = cap[js] - s
+        gt = S[r, js]
+        if t2i_top is None:  # allocated in the scores' dtype at the first block
+            t2i_top = torch.full((kmax, M), -torch.inf, dtype=S.dtype)
+            t2i_gt = torch.full((M,), torch.nan, dtype=S.dtype)
+        t2i_gt[js] = gt
+        best = torch.full((e - s,), -torch.inf, dtype=S.dtype).scatter_reduce(0, r, gt, reduce="amax")
+        has = torch.zeros(e - s, dtype=torch.bool)
+        has[r] = True
+        rank = (S > best.unsqueeze(1)).sum(1)
+        i2t_rank[s:e] = torch.where(has, rank, torch.full_like(rank, M))
+        k_here = min(kmax, e - s)
+        merged = torch.cat([t2i_top, torch.topk(S, k_here, dim=0).values])
+        t2i_top = torch.topk(merged, kmax, dim=0).values
+    t2i_higher_sorted = (t2i_top > t2i_gt.unsqueeze(0))  # (kmax, M), a prefix of True per column
+    t2i_rank = t2i_higher_sorted.sum(0)
+    has_caption = i2t_rank < M
+    out = {}
+    for k in ks:
+        out[f"i2t_R@{k}"] = float((i2t_rank[has_caption] < k).double().mean())
+        out[f"t2i_R@{k}"] = float((t2i_rank < k).double().mean())
+    return out
+
+
+def evaluate_retrieval(source, benchmark: dict, *, method=None, curv=None, score: str = "method",
+                       ks: Sequence[int] = (1, 5, 10), batch_size: int = 128,
+                       block_elems: int = BLOCK_ELEMS) -> dict:
+    """Retrieval benchmark -> Recall@K dict.
+
+    Args:
+        source: a model, or a mapping ``{"image": (N, D), "text": (M, D), "curv": ...}``.
+        benchmark: ``load_benchmark(dir, "retrieval")``: ``images`` (N, H, W, 3),
+            ``caption_image`` (M,), ``captions`` [M].
+        method: the Method (default ``source.method``).
+        score: similarity variant, see :func:`hyplib.evaluation._common.similarity_fn`.
+
+    Returns:
+        ``{"i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", ..., "rsum"}`` (rsum in percent
+        points summed, the usual aggregate).
+    """
+    C.need(benchmark, ["caption_image"], "the retrieval benchmark")
+    method = C.resolve_method(source, method)
+    curv = C.resolve_curv(source, curv)
+    image = C.embeddings(source, "image", lambda: C.encode_images(source, benchmark["images"], batch_size=batch_size))
+    text = C.embeddings(source, "text", lambda: C.encode_texts(source, benchmark["captions"], batch_size=2 * batch_size))
+    C.check_pair(image, text, method, curv)
+    out = recall_at_k(image, text, benchmark["caption_image"], C.similarity_fn(method, score), curv,
+                      ks=ks, block_elems=block_elems)
+    out["rsum"] = 100.0 * sum(out.values())
+    return out

@@ -1,0 +1,84 @@
+"""Chunked Recall@K against a brute-force full ranking, and a hand-built case."""
+import numpy as np
+import pytest
+import torch
+
+from hyplib import lorentz
+from hyplib import methods as M
+from hyplib.evaluation import retrieval as R
+
+
+def _brute(S: np.ndarray, cap: np.ndarray, ks):
+    """Full argsort ranking of the (N, M) score matrix."""
+    N, Mc = S.shape
+    out = {}
+    i2t_rank = np.full(N, np.inf)
+    order = np.argsort(-S, axis=1, kind="stable")
+    for i in range(N):
+        gt = np.flatnonzero(cap == i)
+        if gt.size:
+            pos = np.flatnonzero(np.isin(order[i], gt))
+            i2t_rank[i] = pos.min()
+    order_t = np.argsort(-S.T, axis=1, kind="stable")
+    t2i_rank = np.array([np.flatnonzero(order_t[j] == cap[j])[0] for j in range(Mc)])
+    has = np.isfinite(i2t_rank)
+    for k in ks:
+        out[f"i2t_R@{k}"] = float((i2t_rank[has] < k).mean())
+        out[f"t2i_R@{k}"] = float((t2i_rank < k).mean())
+    return out
+
+
+@pytest.mark.parametrize("name", ["meru", "clip"])
+def test_chunked_matches_brute_force(name):
+    g = torch.Generator().manual_seed(0)
+    method = M.get(name)
+    N, Mc, D = 37, 150, 16
+    img = torch.randn(N, D, generator=g, dtype=torch.float64)
+    cap = torch.randint(0, N - 1, (Mc,), generator=g)  # image N-1 has no caption
+    txt = 0.5 * img[cap] + torch.randn(Mc, D, generator=g, dtype=torch.float64)
+    if name == "clip":
+        img, txt = torch.nn.functional.normalize(img, dim=-1), torch.nn.functional.normalize(txt, dim=-1)
+    curv = torch.tensor(1.0, dtype=torch.float64)
+    sim = lambda a, b, c: method.similarity(a, b, curv=c)  # noqa: E731
+    S = sim(img, txt, curv).numpy()
+    ks = (1, 5, 10)
+    brute = _brute(S, cap.numpy(), ks)
+    for block_elems in (1, 7 * Mc, 10**9):  # one row per block, several blocks, one block
+        out = R.recall_at_k(img, txt, cap.numpy(), sim, curv, ks=ks, block_elems=block_elems)
+        assert out == pytest.approx(brute, abs=1e-12)
+    assert 0 < brute["i2t_R@1"] < brute["i2t_R@10"] <= 1
+
+
+def test_hand_built():
+    # scores: image 0 likes caption 2, image 1 likes caption 0
+    S = torch.tensor([[0.1, 0.5, 0.9],
+                      [0.8, 0.3, 0.2]])
+    cap = np.array([0, 0, 1])  # captions 0,1 belong to image 0, caption 2 to image 1
+    sim = lambda a, b, c: S[a[:, 0].long()]  # noqa: E731  (rows selected by an index column)
+    img = torch.tensor([[0.0], [1.0]])
+    out = R.recall_at_k(img, torch.zeros(3, 1), cap, sim, ks=(1, 2))
+    # i2t: image 0 best GT is caption 1 (0.5) at rank 1 -> miss@1, hit@2; image 1 GT caption 2 rank 2 -> miss@2
+    assert out["i2t_R@1"] == 0.0 and out["i2t_R@2"] == 0.5
+    # t2i: caption 0 -> image 1 scores higher (0.8 > 0.1): miss@1; caption 1 -> image 0 (0.5>0.3) hit;
+    # caption 2 -> image 0 (0.9 > 0.2): miss@1; all hit@2
+    assert out["t2i_R@1"] == pytest.approx(1 / 3) and out["t2i_R@2"] == 1.0
+
+
+def test_evaluate_retrieval_with_embeddings_and_checks():
+    method = M.get("meru")
+    g = torch.Generator().manual_seed(1)
+    img = torch.randn(10, 8, generator=g)
+    bench = {"caption_image": np.repeat(np.arange(10), 2), "captions": [f"c{i}" for i in range(20)]}
+    txt = img[bench["caption_image"]] + 0.01 * torch.randn(20, 8, generator=g)
+    out = R.evaluate_retrieval({"image": img, "text": txt, "curv": 1.0}, bench, method=method)
+    assert out["i2t_R@1"] == 1.0 and out["t2i_R@1"] == 1.0
+    assert out["rsum"] == pytest.approx(600.0)
+    full = lorentz.lift(img, curv=1.0)
+    with pytest.raises(ValueError, match="full hyperboloid coordinates"):
+        R.evaluate_retrieval({"image": full, "text": lorentz.lift(txt, curv=1.0), "curv": 1.0}, bench, method=method)
+    with pytest.raises(ValueError, match="last dim"):
+        R.evaluate_retrieval({"image": img, "text": txt[:, :4], "curv": 1.0}, bench, method=method)
+    with pytest.raises(ValueError, match="not unit vectors"):
+        R.evaluate_retrieval({"image": img, "text": txt, "curv": 1.0}, bench, method=M.get("clip"))
+    with pytest.raises(ValueError, match="caption_image"):
+        R.evaluate_retrieval({"image": img, "text": txt, "curv": 1.0}, {"caption_image": np.arange(5)}, method=method)

@@ -1,0 +1,151 @@
+"""The workflow's plan as plain Python: which runs a config asks for, what each figure needs,
+how rule parameters reach a notebook, and the checks a config must pass before any job starts.
+
+The Snakefile only calls these functions, so the plan is testable without Snakemake.
+A run's name is ``<method>-<variant>-s<seed>``; ``variant`` is ``base`` for the paper
+defaults, else a short tag of its overrides (``c0.5``, ``k1``, ``linf``, ``boxes``).
+"""
+from __future__ import annotations
+
+import base64
+import glob
+import json
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from hyplib import methods
+
+#: Figures the workflow draws, with the studies and methods whose runs each one reads.
+FIGURE_NEEDS: dict[str, dict] = {
+    "distance_to_root": {"studies": ["main"], "methods": ["clip", "meru"]},
+    "norms_by_kind": {"studies": ["main"], "methods": ["hycoclip"]},
+    "curvature_robustness": {"studies": ["curvature"], "methods": ["meru", "atmg"]},
+    "eigen_spectra": {"studies": ["main"], "methods": None},
+    "chain_accuracy": {"studies": ["main"], "methods": None},
+    "cone_collapse": {"studies": ["main"], "methods": ["meru", "hycoclip", "argent"]},
+    "phyclip_factor_norms": {"studies": ["main", "phyclip_ablation"], "methods": ["phyclip"]},
+    "poincare_embeddings": {"studies": ["main"], "methods": ["meru", "hycoclip", "atmg"]},
+    "traversals": {"studies": ["main"], "methods": ["meru", "hycoclip"]},
+    "trajectories": {"studies": ["main", "curvature"], "methods": ["meru", "atmg", "phyclip"]},
+}
+
+
+def _run(method: str, variant: str, seed: int, overrides: dict, study: str) -> dict:
+    return {"name": f"{method}-{variant}-s{seed}", "method": method, "variant": variant,
+            "seed": int(seed), "overrides": dict(overrides), "study": [study]}
+
+
+def plan_runs(config: dict) -> list[dict]:
+    """Every training run the config asks for, de-duplicated by name (studies merged).
+
+    Returns dicts with ``name, method, variant, seed, overrides, study`` (list of study tags),
+    plus ``train_dir`` and ``eval_dir`` under ``results/``.
+    """
+    planned: list[dict] = []
+    for method in config["methods"]:
+        for seed in config["seeds"]:
+            planned.append(_run(method, "base", seed, {}, "main"))
+    studies = config.get("studies", {})
+    curvature = studies.get("curvature")
+    if curvature:
+        for method in curvature["methods"]:
+            for c in curvature["curvatures"]:
+                for seed in curvature["seeds"]:
+                    planned.append(_run(method, f"c{c:g}", seed, {"curv_init": c, "learn_curv": False},
+                                        "curvature"))
+    ablation = studies.get("phyclip_ablation")
+    if ablation:
+        for tag, overrides in ablation["variants"].items():
+            for seed in ablation["seeds"]:
+                variant = "base" if not overrides else tag
+                planned.append(_run("phyclip", variant, seed, overrides, "phyclip_ablation"))
+    boxes = studies.get("boxes")
+    if boxes:
+        for method in boxes["methods"]:
+            for seed in boxes["seeds"]:
+                planned.append(_run(method, "boxes", seed, boxes.get("overrides", {}), "boxes"))
+                planned.append(_run(method, "base", seed, {}, "boxes"))
+    by_name: dict[str, dict] = {}
+    for run in planned:
+        if run["name"] in by_name:
+            kept = by_name[run["name"]]
+            if kept["overrides"] != run["overrides"]:
+                raise ValueError(f"run {run['name']!r} is planned twice with different overrides: "
+                                 f"{kept['overrides']} vs {run['overrides']}")
+            kept["study"] = sorted(set(kept["study"]) | set(run["study"]))
+        else:
+            by_name[run["name"]] = run
+    for run in by_name.values():
+        run["train_dir"] = f"results/train/{run['name']}"
+        run["eval_dir"] = f"results/eval/{run['name']}"
+    return list(by_name.values())
+
+
+def runs_for_figure(runs: list[dict], figure: str) -> list[dict]:
+    """The runs a figure reads (by study and method); unknown figure names raise."""
+    if figure not in FIGURE_NEEDS:
+        raise ValueError(f"unknown figure {figure!r}; valid figures: {sorted(FIGURE_NEEDS)}")
+    need = FIGURE_NEEDS[figure]
+    return [r for r in runs
+            if set(r["study"]) & set(need["studies"])
+            and (need["methods"] is None or r["method"] in need["methods"])]
+
+
+def b64_params(params: dict) -> str:
+    """Parameters for ``papermill -b``: base64 of their YAML."""
+    return base64.b64encode(yaml.safe_dump(params, sort_keys=True).encode()).decode()
+
+
+def notebook_parameters(path: str | Path) -> dict:
+    """Names and default values of a notebook's ``parameters`` cell (executed in isolation)."""
+    nb = nbformat.read(str(path), as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{path}: expected exactly one cell tagged 'parameters', found {len(cells)}")
+    namespace: dict = {}
+    exec(compile(cells[0].source, f"{path}:parameters", "exec"), {}, namespace)
+    return {k: v for k, v in namespace.items() if not k.startswith("_")}
+
+
+def check_params_match(path: str | Path, params: dict) -> None:
+    """Raise if ``params`` has a key the notebook does not declare (papermill only warns)."""
+    unknown = sorted(set(params) - set(notebook_parameters(path)))
+    if unknown:
+        raise ValueError(f"{path}: the workflow passes {unknown}, which its parameters cell does not declare")
+
+
+def check_config(config: dict) -> None:
+    """Semantic checks beyond the JSON schema, each naming the offending key.
+
+    Unknown method names, non-positive curvatures, and (for real data) input paths that do not
+    exist stop the workflow before any job starts.
+    """
+    valid = methods.names()
+    for i, name in enumerate(config.get("methods", [])):
+        if name not in valid:
+            raise ValueError(f"config key methods[{i}]: unknown method {name!r}; valid methods: {valid}")
+    studies = config.get("studies", {})
+    for key in ("curvature", "boxes"):
+        for i, name in enumerate(studies.get(key, {}).get("methods", [])):
+            if name not in valid:
+                raise ValueError(f"config key studies.{key}.methods[{i}]: unknown method {name!r}; "
+                                 f"valid methods: {valid}")
+    for i, c in enumerate(studies.get("curvature", {}).get("curvatures", [])):
+        if not c > 0:
+            raise ValueError(f"config key studies.curvature.curvatures[{i}]: curvature must be positive, got {c}")
+    data = config.get("data", {})
+    if data.get("source") == "real":
+        for key, pattern in sorted(data.get("paths", {}).items()):
+            pattern = str(Path(data.get("root", ".")) / str(pattern)) if pattern else pattern
+            if not pattern or not glob.glob(pattern):
+                raise ValueError(f"config key data.paths.{key}: no file matches {pattern!r}")
+    run_config = config.get("train", {}).get("run_config")
+    if run_config and not Path(run_config).is_file():
+        raise ValueError(f"config key train.run_config: file not found: {run_config}")
+
+
+def write_json(path: str | Path, payload) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(payload, indent=1, sort_keys=True))

@@ -1,0 +1,20 @@
+import re
+
+# Shared helpers: the run plan and the papermill command line.
+from hyplib import workflow as wf
+
+wf.check_config(config)
+RUNS = {run["name"]: run for run in wf.plan_runs(config)}
+DATA = "results/data"
+BENCH = f"{DATA}/bench"
+PAPERMILL = "papermill --no-progress-bar --log-output --cwd . -k python3"
+
+
+def nb_params(notebook, params):
+    """`params` for papermill -b, after checking the notebook declares every key."""
+    wf.check_params_match(notebook, params)
+    return wf.b64_params(params)
+
+
+def res(kind):
+    return config["resources"][kind]

@@ -1,0 +1,18 @@
+rule prepare_data:
+    input:
+        notebook="notebooks/01_prepare_data.ipynb",
+    output:
+        manifest=f"{DATA}/manifest.json",
+        grid=report("results/figures/data_samples.png", caption="../report/data_samples.rst", category="Data"),
+    log:
+        "results/notebooks/01_prepare_data.ipynb",
+    threads: workflow.cores
+    resources:
+        mem_mb=res("data")["mem_mb"], runtime=res("data")["runtime"], gpu=0,
+    params:
+        b64=lambda wildcards, output, threads: nb_params(
+            "notebooks/01_prepare_data.ipynb",
+            {"out_dir": DATA, "size": config["size"], "data": config["data"],
+             "sample_grid": output.grid, "workers": threads},),
+    shell:
+        PAPERMILL + " {input.notebook} {log} -b {params.b64}"

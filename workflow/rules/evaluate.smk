@@ -1,0 +1,23 @@
+rule evaluate:
+    input:
+        notebook="notebooks/03_evaluate.ipynb",
+        checkpoint="results/train/{run}/final.pt",
+        manifest=f"{DATA}/manifest.json",
+    output:
+        metrics="results/eval/{run}/metrics.json",
+        embeddings="results/eval/{run}/embeddings.npz",
+    log:
+        "results/notebooks/eval/{run}.ipynb",
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=res("eval")["mem_mb"], runtime=res("eval")["runtime"], gpu=res("eval")["gpu"],
+    params:
+        b64=lambda wildcards, input, output: nb_params(
+            "notebooks/03_evaluate.ipynb",
+            {"checkpoint": input.checkpoint, "bench_dir": BENCH, "out_json": output.metrics,
+             "out_npz": output.embeddings, "device": config["train"]["device"],
+             "seed": RUNS[wildcards.run]["seed"]},),
+    wildcard_constraints:
+        run="|".join(re.escape(r) for r in RUNS) or "none",
+    shell:
+        PAPERMILL + " {input.notebook} {log} -b {params.b64}"

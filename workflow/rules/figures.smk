@@ -1,0 +1,33 @@
+def figure_runs(name):
+    return wf.runs_for_figure(list(RUNS.values()), name)
+
+
+def figure_inputs(wildcards):
+    runs = figure_runs(wildcards.name)
+    return {
+        "notebook": f"notebooks/fig_{wildcards.name}.ipynb",
+        "metrics": [f"{r['eval_dir']}/metrics.json" for r in runs],
+        "embeddings": [f"{r['eval_dir']}/embeddings.npz" for r in runs],
+        "logs": [f"{r['train_dir']}/log.jsonl" for r in runs],
+    }
+
+
+rule figure:
+    input:
+        unpack(figure_inputs),
+    output:
+        pdf="results/figures/{name}.pdf",
+        png=report("results/figures/{name}.png", caption="../report/{name}.rst", category="Figures"),
+    log:
+        "results/notebooks/figures/{name}.ipynb",
+    threads: 1
+    resources:
+        mem_mb=res("figure")["mem_mb"], runtime=res("figure")["runtime"], gpu=0,
+    params:
+        b64=lambda wildcards, output: nb_params(
+            f"notebooks/fig_{wildcards.name}.ipynb",
+            {"runs": figure_runs(wildcards.name), "out": output.pdf, "bench_dir": BENCH},),
+    wildcard_constraints:
+        name="|".join(wf.FIGURE_NEEDS),
+    shell:
+        PAPERMILL + " {input.notebook} {log} -b {params.b64}"

@@ -1,0 +1,16 @@
+rule propositions:
+    input:
+        notebook="notebooks/04_propositions.ipynb",
+    output:
+        json="results/propositions.json",
+    log:
+        "results/notebooks/04_propositions.ipynb",
+    threads: 1
+    resources:
+        mem_mb=res("figure")["mem_mb"], runtime=res("figure")["runtime"], gpu=0,
+    params:
+        b64=lambda wildcards, output: nb_params(
+            "notebooks/04_propositions.ipynb",
+            {"out_json": output.json, "fig_dir": "results/figures/propositions", "size": config["size"]},),
+    shell:
+        PAPERMILL + " {input.notebook} {log} -b {params.b64}"

@@ -1,0 +1,24 @@
+rule train:
+    input:
+        notebook="notebooks/02_train.ipynb",
+        manifest=f"{DATA}/manifest.json",
+        run_config=config["train"]["run_config"],
+    output:
+        checkpoint="results/train/{run}/final.pt",
+        log_jsonl="results/train/{run}/log.jsonl",
+    log:
+        "results/notebooks/train/{run}.ipynb",
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=res("train")["mem_mb"], runtime=res("train")["runtime"], gpu=res("train")["gpu"],
+    params:
+        b64=lambda wildcards, input: nb_params(
+            "notebooks/02_train.ipynb",
+            {"config": input.run_config, "method": RUNS[wildcards.run]["method"],
+             "overrides": RUNS[wildcards.run]["overrides"], "seed": RUNS[wildcards.run]["seed"],
+             "run_dir": f"results/train/{wildcards.run}", "shards": f"{DATA}/train",
+             "device": config["train"]["device"]},),
+    wildcard_constraints:
+        run="|".join(re.escape(r) for r in RUNS) or "none",
+    shell:
+        PAPERMILL + " {input.notebook} {log} -b {params.b64}"

@@ -128,3 +128,18 @@ def test_encoding_batches_agree(bench_dir):
     a = C.encode_images(model, imgs, batch_size=2)
     b = C.encode_images(model, imgs, batch_size=64)
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_load_model_roundtrip(tmp_path):
+    model = _model("meru")
+    with torch.no_grad():
+        model.log_curv.fill_(-0.3)
+    cfg = {"method": "meru", "method_overrides": {"embed_dim": 16}, "model": dict(TINY), "seed": 1}
+    torch.save({"model": model.state_dict(), "config": cfg, "step": 5}, tmp_path / "final.pt")
+    loaded, got_cfg = DR.load_model(tmp_path / "final.pt")
+    assert got_cfg == cfg and not loaded.training
+    assert float(loaded.curv.detach()) == pytest.approx(float(np.exp(-0.3)), rel=1e-6)
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(loaded.encode_image(x), model.eval().encode_image(x))
+    with pytest.raises(FileNotFoundError):
+        DR.load_model(tmp_path / "nope.pt")

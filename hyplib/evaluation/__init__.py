@@ -8,14 +8,14 @@
 * :mod:`~hyplib.evaluation.composition` — SugarCrepe-style accuracy
 * :mod:`~hyplib.evaluation.hierarcaps` — radius/level Kendall tau, threshold retrieval
 * :mod:`~hyplib.evaluation.diagnostics` — radii, spectra, factor norms, root traversal, logs
-* :mod:`~hyplib.evaluation.driver` — :func:`run_all`, :func:`write_metrics`
+* :mod:`~hyplib.evaluation.driver` — :func:`run_all`, :func:`write_metrics`, :func:`load_model`
 
 Each ``evaluate_<protocol>(model_or_embeddings, benchmark, ...)`` returns a flat dict of
 floats; ``run_all`` prefixes them with the protocol name.
 """
 from hyplib.evaluation.chains import evaluate_chains
 from hyplib.evaluation.composition import evaluate_composition
-from hyplib.evaluation.driver import PROTOCOLS, config_hash, run_all, write_metrics
+from hyplib.evaluation.driver import PROTOCOLS, config_hash, load_model, run_all, write_metrics
 from hyplib.evaluation.hierarcaps import evaluate_hierarcaps
 from hyplib.evaluation.hierarchy import evaluate_hierarchy, expected_random_metrics, hierarchical_metrics
 from hyplib.evaluation.pep import evaluate_pep
@@ -23,7 +23,7 @@ from hyplib.evaluation.retrieval import evaluate_retrieval
 from hyplib.evaluation.zeroshot import evaluate_zeroshot
 
 __all__ = [
-    "PROTOCOLS", "run_all", "write_metrics", "config_hash", "evaluate_zeroshot", "evaluate_retrieval",
+    "PROTOCOLS", "run_all", "load_model", "write_metrics", "config_hash", "evaluate_zeroshot", "evaluate_retrieval",
     "evaluate_hierarchy", "hierarchical_metrics", "expected_random_metrics", "evaluate_pep", "evaluate_chains",
     "evaluate_composition", "evaluate_hierarcaps",
 ]

@@ -12,6 +12,14 @@ for the hierarchy metrics), ``retrieval``, ``pep``, ``chains``, ``composition``,
 ``hierarcaps``. The diagnostics use the retrieval images/captions as ``image``/``text``,
 the chains' part and sub-part crops as ``box_image`` and the text chains' noun phrases as
 ``box_text``; the root traversal runs from hierarcaps images over all hierarcaps captions.
+
+Arrays (``run_all(..., arrays=d)``; saved by the evaluation notebook as ``embeddings.npz``):
+``radius_<kind>`` (N,) distance to root per kind (image, text, box_image, box_text),
+``emb_<kind>`` (<=512, D) raw embeddings, ``curv``, ``eig_<image|text>`` (D,) covariance
+spectra of the tangent features, ``factor_radius_<modality>`` (k,) (product only),
+``chains_radius_<whole|part|subpart>`` (N,), ``text_chains_radius`` (N, 3),
+``hierarcaps_radius`` (N, 4), ``traversal_idx`` / ``traversal_cone_idx`` (n, steps) indices
+into the flattened hierarcaps captions (-1 = none), ``zeroshot_pred``, ``zeroshot_labels``.
 """
 from __future__ import annotations
 
@@ -36,6 +44,9 @@ from hyplib.evaluation import pep as _pep
 from hyplib.evaluation import retrieval as _retrieval
 from hyplib.evaluation import zeroshot as _zeroshot
 from hyplib.tree import Tree
+
+#: Rows of raw embeddings per kind kept in ``arrays`` (``emb_<kind>``) for figures.
+EMB_SAMPLE = 512
 
 PROTOCOLS = ("zeroshot", "hierarchy", "retrieval", "pep", "chains", "composition", "hierarcaps", "diagnostics")
 #: Benchmark files each protocol needs (diagnostics uses whatever is there).
@@ -295,6 +306,9 @@ def _diagnostics(model, method, curv, bench, images, texts, arrays, report, *, t
     out.update(_diag.radius_metrics(radii))
     for kind, r in radii.items():
         arrays[f"radius_{kind}"] = r
+        # A sample of raw embeddings per kind for 2-D (Poincare-disk) figures.
+        arrays[f"emb_{kind}"] = kinds[kind][:EMB_SAMPLE].float().numpy()
+    arrays["curv"] = curv.numpy()
     for modality in ("image", "text"):
         if modality in kinds and kinds[modality].shape[0] >= 2:
             eig = _diag.eigen_spectrum(C.tangent(method, kinds[modality], curv).double().numpy())

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 __all__ = ["DistInfo", "setup", "cleanup", "resolve_device", "gather_with_grad", "gather_embeddings",
-           "all_true", "barrier", "broadcast_object"]
+           "all_true", "barrier", "broadcast_object", "unused_parameters", "wrap_ddp"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,36 @@ def gather_embeddings(emb):
     updates = {f.name: gather_with_grad(v) for f in dataclasses.fields(emb)
                if isinstance(v := getattr(emb, f.name), Tensor) and v.ndim >= 2}
     return dataclasses.replace(emb, **updates)
+
+
+def unused_parameters(module: torch.nn.Module, method, batch: dict, n: int = 2) -> list[str]:
+    """Trainable parameters the loss does not reach, found on the first ``n`` samples of ``batch``.
+
+    Runs one small forward/backward outside DDP with :func:`torch.autograd.grad` (no ``.grad``
+    is touched) and restores every RNG stream afterwards, so the run is unchanged.
+    """
+    from .checkpoint import rng_state, set_rng_state
+
+    named = [(k, p) for k, p in module.named_parameters() if p.requires_grad]
+    small = {k: v[:n] if isinstance(v, Tensor) else v for k, v in batch.items()}
+    saved = rng_state()
+    try:
+        loss = method.loss(module(small))["loss"]
+        grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
+    finally:
+        set_rng_state(saved)
+    return [k for (k, _), g in zip(named, grads) if g is None]
+
+
+def wrap_ddp(module: torch.nn.Module, info: DistInfo, unused: list[str]):
+    """DDP around ``module``; ``find_unused_parameters`` only when some parameter gets no gradient.
+
+    (``static_graph=True`` would avoid the probe, but with the collective inside
+    :class:`_GatherWithGrad`'s backward it produced wrong gradients in our two-process test.)
+    """
+    return torch.nn.parallel.DistributedDataParallel(
+        module, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+        find_unused_parameters=bool(unused))
 
 
 def all_true(flag: bool, device: torch.device) -> bool:

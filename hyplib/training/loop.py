@@ -11,6 +11,7 @@ right before the first step, so the continuation repeats the uninterrupted run e
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -26,7 +27,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .config import ConfigError, diff_configs, dump_yaml
-from .distributed import DistInfo, all_true, barrier, broadcast_object, setup
+from .distributed import DistInfo, all_true, barrier, broadcast_object, setup, unused_parameters, wrap_ddp
 from .logging import JsonlLogger, model_scalars, postfix, terms_finite, to_number
 from .schedule import WarmupCosine, build_optimizer
 from .step import StepRunner, to_device
@@ -138,6 +139,8 @@ def _fit(cfg: dict, run_dir: Path, parts: Components, info: DistInfo, stop_after
     if global_batch % info.world_size:
         raise ConfigError(f"train.batch_size = {global_batch} does not split over {info.world_size} processes")
     resume_path, state = _find_resume(cfg, run_dir, info)
+    if state is not None and state["step"] >= total and (run_dir / "final.pt").is_file():
+        return {**ckpt.load(run_dir / "final.pt")["summary"], "resumed_from": str(resume_path)}  # done before
     if info.is_main:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         dump_yaml(cfg, run_dir / "config.yaml")
@@ -156,11 +159,12 @@ def _fit(cfg: dict, run_dir: Path, parts: Components, info: DistInfo, stop_after
         start = int(state["step"])
     loader = parts.make_loader(module, batch_size=global_batch // info.world_size, rank=info.rank,
                                world_size=info.world_size, start_batch=start)
+    batches = iter(loader)
     model = module
     if info.enabled:
-        model = torch.nn.parallel.DistributedDataParallel(
-            module, device_ids=[info.device.index] if info.device.type == "cuda" else None,
-            static_graph=True)  # static: the same parameters are used every step, unused ones too
+        first = next(batches)
+        batches = itertools.chain([first], batches)
+        model = wrap_ddp(module, info, unused_parameters(module, parts.method, to_device(first, info.device)))
     runner = StepRunner(model, parts.method, optimizer, device=info.device, precision=t_cfg["precision"],
                         grad_clip=t_cfg["grad_clip"], gather=t_cfg["gather"])
     if state is not None:
@@ -174,7 +178,6 @@ def _fit(cfg: dict, run_dir: Path, parts: Components, info: DistInfo, stop_after
                disable=not (info.is_main and t_cfg["progress"]), dynamic_ncols=True)
     last_good, loss_v, terms = resume_path, float("nan"), {}
     t_start = time.perf_counter()
-    batches = iter(loader)
     try:
         for step in range(start, end):
             t0 = time.perf_counter()

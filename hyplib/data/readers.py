@@ -1,0 +1,168 @@
+"""Readers for real data, returning the benchmark dicts of :mod:`hyplib.data.benchmarks`.
+
+Registry (:func:`read_dataset`, :func:`dataset_names`):
+    ``cc3m``, ``redcaps``   image-caption webdataset shards -> iterator of :class:`Sample`
+    ``grit``                GRIT shards (``noun_chunks``/``ref_exps`` boxes) -> iterator of Sample
+    ``imagenet``            class folders named by WordNet id -> ``zeroshot`` dict
+    ``coco``                val2017 ``captions_val2017.json`` + image dir -> ``retrieval`` dict
+    ``flickr30k``           Karpathy ``dataset_flickr30k.json`` + image dir -> ``retrieval`` dict
+    ``sugarcrepe``          one ``<subset>.json`` per subset + COCO images -> ``composition`` dict
+    ``hierarcaps``          ``hierarcaps_test.csv`` (captions joined by `` => ``) -> ``hierarcaps`` dict
+
+Images: zero-shot ones are resized on the shorter side and centre-cropped (CLIP's evaluation
+transform); retrieval, composition and hierarcaps images are resized to a square without crop
+(the retrieval protocol of METHODS.md, section 4). A missing path raises FileNotFoundError naming
+it; a reader that finds nothing raises ValueError rather than returning an empty benchmark.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+from PIL import Image
+
+from .captions import SUBSETS
+from .preprocess import resize_square, squash
+from .records import BadRecord, Sample, decode_record
+from .shards import iter_records
+
+IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+def _need(path, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{what} not found: {p}")
+    return p
+
+
+def _load(path: Path, size: int, crop: bool) -> np.ndarray:
+    img = Image.open(_need(path, "image")).convert("RGB")
+    return np.asarray(resize_square(img, size) if crop else squash(img, size), np.uint8)
+
+
+def _nonempty(n: int, what: str, where) -> None:
+    if n == 0:
+        raise ValueError(f"no {what} found in {where}")
+
+
+def read_shards(path, *, skip_bad: bool = True) -> Iterator[Sample]:
+    """Decoded records of image-caption (or GRIT) shards; bad records skipped unless told."""
+    found = 0
+    for key, fields in iter_records(path):
+        try:
+            yield decode_record(key, fields)
+            found += 1
+        except BadRecord:
+            if not skip_bad:
+                raise
+    _nonempty(found, "readable records", path)
+
+
+def read_imagenet(root, *, image_size: int = 224, per_class: int | None = None) -> tuple[dict, dict]:
+    """ImageNet-style ``root/<wnid>/*.JPEG`` -> zeroshot (labels in ImageNet class-index order)."""
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES
+
+    from .wordnet import imagenet_wnids
+    root = _need(root, "ImageNet folder")
+    wnids = imagenet_wnids()
+    index = {w: i for i, w in enumerate(wnids)}
+    images, labels = [], []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        if d.name not in index:
+            raise ValueError(f"folder {d} is not an ImageNet-1k wnid")
+        files = sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXT)[:per_class]
+        for f in files:
+            images.append(_load(f, image_size, crop=True))
+            labels.append(index[d.name])
+    _nonempty(len(images), "images", root)
+    templates = [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
+    meta = {"classnames": list(IMAGENET_CLASSNAMES), "class_ids": wnids, "templates": templates}
+    return {"images": np.stack(images), "labels": np.asarray(labels, np.int64)}, meta
+
+
+def _retrieval(items: list[tuple[Path, list[str]]], size: int, where) -> tuple[dict, dict]:
+    _nonempty(len(items), "images with captions", where)
+    images, owner, captions = [], [], []
+    for i, (path, caps) in enumerate(items):
+        images.append(_load(path, size, crop=False))
+        captions += caps
+        owner += [i] * len(caps)
+    return {"images": np.stack(images), "caption_image": np.asarray(owner, np.int64)}, {"captions": captions}
+
+
+def read_coco(captions_json, image_dir, *, image_size: int = 224, limit: int | None = None):
+    """COCO ``captions_val2017.json`` -> retrieval (all captions of each image)."""
+    data = json.loads(_need(captions_json, "COCO captions json").read_text())
+    image_dir = _need(image_dir, "COCO image folder")
+    caps: dict[int, list[str]] = {}
+    for ann in data["annotations"]:
+        caps.setdefault(ann["image_id"], []).append(ann["caption"].strip())
+    items = [(image_dir / im["file_name"], caps[im["id"]]) for im in sorted(data["images"], key=lambda x: x["id"])
+             if im["id"] in caps][:limit]
+    return _retrieval(items, image_size, captions_json)
+
+
+def read_flickr30k(karpathy_json, image_dir, *, image_size: int = 224, split: str = "test", limit=None):
+    """Karpathy ``dataset_flickr30k.json`` -> retrieval over one split (1k test images)."""
+    data = json.loads(_need(karpathy_json, "Karpathy split json").read_text())
+    image_dir = _need(image_dir, "Flickr30k image folder")
+    items = [(image_dir / im["filename"], [s["raw"].strip() for s in im["sentences"]])
+             for im in data["images"] if im.get("split") == split][:limit]
+    return _retrieval(items, image_size, f"{karpathy_json} split {split!r}")
+
+
+def read_sugarcrepe(json_dir, image_dir, *, image_size: int = 224, subsets=SUBSETS, limit=None):
+    """SugarCrepe ``<subset>.json`` files ({id: {filename, caption, negative_caption}}) -> composition."""
+    json_dir, image_dir = _need(json_dir, "SugarCrepe folder"), _need(image_dir, "COCO image folder")
+    images, pos, neg, subs = [], [], [], []
+    for subset in subsets:
+        path = _need(json_dir / f"{subset}.json", f"SugarCrepe subset {subset!r}")
+        for item in list(json.loads(path.read_text()).values())[:limit]:
+            images.append(_load(image_dir / item["filename"], image_size, crop=False))
+            pos.append(item["caption"])
+            neg.append(item["negative_caption"])
+            subs.append(subset)
+    _nonempty(len(images), "SugarCrepe items", json_dir)
+    meta = {"positives": pos, "negatives": neg, "subsets": subs, "heldout": [False] * len(pos)}
+    return {"images": np.stack(images)}, meta
+
+
+def read_hierarcaps(csv_path, image_dir, *, image_size: int = 224, limit=None):
+    """HierarCaps test CSV (``id,captions,image_url``; levels joined by `` => ``) -> hierarcaps.
+
+    Images are looked up in ``image_dir`` by the URL's file name.
+    """
+    image_dir = _need(image_dir, "HierarCaps image folder")
+    images, caps = [], []
+    with open(_need(csv_path, "HierarCaps csv"), newline="") as fh:
+        for row in list(csv.DictReader(fh))[:limit]:
+            levels = [c.strip() for c in row["captions"].split("=>")]
+            images.append(_load(image_dir / row["image_url"].rsplit("/", 1)[-1], image_size, crop=False))
+            caps.append(levels)
+    _nonempty(len(images), "HierarCaps rows", csv_path)
+    return {"images": np.stack(images)}, {"captions": caps}
+
+
+REGISTRY: dict[str, Callable] = {
+    "cc3m": read_shards, "redcaps": read_shards, "grit": read_shards, "imagenet": read_imagenet,
+    "coco": read_coco, "flickr30k": read_flickr30k, "sugarcrepe": read_sugarcrepe, "hierarcaps": read_hierarcaps,
+}
+
+
+def dataset_names() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def read_dataset(name: str, *args, **kwargs):
+    """Read dataset ``name`` (see the module docstring); unknown names raise listing valid ones.
+
+    Benchmark readers return ``(arrays, meta)`` ready for :func:`write_benchmark`; shard readers
+    return an iterator of samples.
+    """
+    if name not in REGISTRY:
+        raise ValueError(f"unknown dataset {name!r}; valid: {dataset_names()}")
+    return REGISTRY[name](*args, **kwargs)

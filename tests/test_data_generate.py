@@ -1,0 +1,176 @@
+"""Generated world: determinism, seed streams, taxonomy, boxes, truth of captions and negatives."""
+import hashlib
+import json
+import tarfile
+
+import numpy as np
+import pytest
+
+from hyplib.data import generate_all, load_benchmark
+from hyplib.data.captions import SUBSETS, composition_pair, level_texts, levels, paraphrases
+from hyplib.data.genconfig import STREAMS, GenConfig
+from hyplib.data.scene import Obj, Scene, random_scene, render
+from hyplib.data.semantics import Desc, Mention, describes
+from hyplib.data.shapes import DRAWERS
+from hyplib.data.taxonomy import colour_tree, heldout_pairs, leaves, object_tree
+
+QUICK = GenConfig.preset("quick")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("world")
+    manifest = generate_all(out, QUICK, progress=False)
+    return out, manifest
+
+
+def _shard_records(out):
+    for tar in sorted((out / "train").glob("*.tar")):
+        with tarfile.open(tar) as tf:
+            for m in tf:
+                if m.name.endswith(".json"):
+                    yield json.loads(tf.extractfile(m).read())
+
+
+def test_taxonomy_depth_and_leaves():
+    t = object_tree()
+    assert len(t.leaves) >= 24 and len(set(t.leaves)) == len(t.leaves)
+    assert all(t.depth(leaf) >= 3 for leaf in t.leaves)
+    assert set(DRAWERS) == set(t.leaves)
+    assert colour_tree().root == "colour" and len(colour_tree().leaves) == 11
+
+
+def test_same_seed_identical_bytes(tmp_path):
+    cfg = GenConfig.preset("quick", n_train=48, shard_size=24)
+    digests = []
+    for run in ("a", "b"):
+        generate_all(tmp_path / run, cfg, progress=False, benchmarks=())
+        digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / run / "train").glob("*.tar"))])
+    assert digests[0] == digests[1] and len(digests[0]) == 2
+    generate_all(tmp_path / "c", GenConfig.preset("quick", n_train=48, shard_size=24, seed=1), progress=False, benchmarks=())
+    other = [hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / "c" / "train").glob("*.tar"))]
+    assert not set(other) & set(digests[0])
+
+
+def test_seed_streams_disjoint(world):
+    out, manifest = world
+    assert len(set(STREAMS.values())) == len(STREAMS)
+    train = set()
+    for tar in sorted((out / "train").glob("*.tar")):
+        with tarfile.open(tar) as tf:
+            train |= {hashlib.sha1(tf.extractfile(m).read()).hexdigest() for m in tf if m.name.endswith(".png")}
+    from hyplib.data.generate import png_bytes
+    for name in ("zeroshot", "retrieval", "hierarcaps", "composition"):
+        imgs = load_benchmark(out / "bench", name)["images"]
+        bench = {hashlib.sha1(png_bytes(im)).hexdigest() for im in imgs}
+        assert not bench & train, name
+
+
+def test_manifest_and_benchmark_shapes(world):
+    out, manifest = world
+    assert manifest["train"]["images"] == QUICK.n_train
+    z = load_benchmark(out / "bench", "zeroshot")
+    assert z["images"].shape == (30 * QUICK.zeroshot_per_class, 32, 32, 3) and z["images"].dtype == np.uint8
+    assert z["class_ids"] == object_tree().leaves and all("{}" in t for t in z["templates"])
+    r = load_benchmark(out / "bench", "retrieval")
+    assert len(r["captions"]) == 5 * len(r["images"]) == len(r["caption_image"])
+    h = load_benchmark(out / "bench", "hierarcaps")
+    assert all(len(c) == 4 for c in h["captions"]) and len(h["captions"]) == len(h["images"])
+    c = load_benchmark(out / "bench", "chains")
+    assert c["whole"].shape == c["part"].shape == c["subpart"].shape and len(c["text_chains"]) == len(c["whole"])
+    assert all(ch[0] in ch[1] and ch[1] in ch[2] for ch in c["text_chains"])
+    t = load_benchmark(out / "bench", "taxonomy")
+    assert t["leaves"] == object_tree().leaves
+
+
+def test_boxes_inside_images_and_json_fields(world):
+    out, _ = world
+    n = 0
+    for rec in _shard_records(out):
+        assert len(rec["captions"]) == 4 and rec["caption"] == rec["captions"][-1]
+        kinds = {b["kind"] for b in rec["boxes"]}
+        assert "object" in kinds and "part" in kinds
+        for b in rec["boxes"]:
+            x0, y0, x1, y1 = b["box"]
+            assert 0 <= x0 < x1 <= 32 and 0 <= y0 < y1 <= 32, b
+            assert b["label"] in rec["labels"]
+        n += 1
+    assert n == QUICK.n_train
+
+
+def test_heldout_pairs_absent_from_training(world):
+    out, manifest = world
+    held = {tuple(p) for p in manifest["heldout_pairs"]}
+    assert len(held) == len(leaves()) and {c for c, _ in held} == set(colour_tree().leaves)
+    seen = {(o["colour"], o["label"]) for rec in _shard_records(out) for o in rec["objects"]}
+    assert seen and not seen & held
+    comp = load_benchmark(out / "bench", "composition")
+    assert any(comp["heldout"]) and not all(comp["heldout"])
+    assert sorted(set(comp["subsets"])) == sorted(SUBSETS)
+
+
+def test_composition_negatives_never_true():
+    rng = np.random.default_rng(5)
+    counts = dict.fromkeys(SUBSETS, 0)
+    for _ in range(120):
+        _, scene = random_scene(rng, 32)
+        for subset in SUBSETS:
+            pair = composition_pair(subset, scene, rng)
+            if pair:
+                assert describes(pair[0], scene) and not describes(pair[1], scene), (subset, pair)
+                counts[subset] += 1
+    assert all(v > 0 for v in counts.values()), counts
+
+
+def test_captions_true_and_levels_entail():
+    rng = np.random.default_rng(2)
+    for _ in range(60):
+        _, scene = random_scene(rng, 32)
+        descs = levels(scene)
+        assert all(describes(d, scene) for d in descs)
+        assert all(describes(d, scene) for d in paraphrases(scene))
+        assert len(set(level_texts(scene))) == 4
+
+
+def test_describes_on_hand_built_scene():
+    scene = Scene([Obj("car", "red", [0, 10, 10, 20]), Obj("pine tree", "green", [20, 0, 30, 30])], "grass", 32)
+    car, tree = Mention("car", "red"), Mention("pine tree", "green")
+    assert describes(Desc((car, tree), ((0, "left of", 1),), "grass"), scene)
+    assert describes(Desc((Mention("vehicle"), Mention("plant", "cool colour"))), scene)
+    assert not describes(Desc((car, tree), ((1, "left of", 0),)), scene)
+    assert not describes(Desc((car, tree), ((0, "above", 1),)), scene)  # overlapping rows: not strictly above
+    assert not describes(Desc((Mention("car", "blue"),)), scene)
+    assert not describes(Desc((car, Mention("car"))), scene)  # two mentions need two objects
+    assert not describes(Desc((car,), (), "snow"), scene)
+
+
+def test_pep_pairs_well_formed(world):
+    out, _ = world
+    p = load_benchmark(out / "bench", "pep")
+    pairs, labels, types = p["pairs"], p["labels"], p["pair_types"]
+    assert pairs.shape == (len(labels), 4) and len(types) == len(labels)
+    assert set(types) == {"caption>image", "generic>specific", "reversed", "cross"}
+    assert 0.3 < labels.mean() < 0.7
+    for (pk, pi, ck, ci), lab in zip(pairs, labels):
+        assert pi < (len(p["images"]) if pk == 0 else len(p["texts"]))
+        assert ci < (len(p["images"]) if ck == 0 else len(p["texts"]))
+        if pk == 0:
+            assert lab == 0  # an image is never the general side
+
+
+def test_drawers_stay_in_frame():
+    rng = np.random.default_rng(0)
+    for leaf, fn in DRAWERS.items():
+        aspect, shapes = fn(rng)
+        pts = np.concatenate([s[2] for s in shapes])
+        assert pts.min() >= -0.02 and pts[:, 1].max() <= 1.02 and pts[:, 0].max() <= aspect + 0.02, leaf
+
+
+def test_render_size_configurable():
+    img, scene = render([("car", "red"), ("fish", "blue")], "sky", 64, np.random.default_rng(0))
+    assert img.shape == (64, 64, 3)
+    assert all(0 <= v <= 64 for o in scene.objects for v in o.box)
+
+
+def test_heldout_pairs_depend_only_on_seed():
+    assert heldout_pairs(0) == heldout_pairs(0) and heldout_pairs(0) != heldout_pairs(1)

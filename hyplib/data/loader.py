@@ -17,7 +17,7 @@ gives ``image_box``/``text_box``; without one the full image/caption is repeated
 
 Corrupt records (undecodable image or json, no image, no caption) are skipped, counted by reason
 in ``.stats`` and logged; the slot is refilled from a seeded draw so batch sizes and determinism
-hold. Zero readable records, or 50 failures in a row, raise.
+hold. Each corrupt record is counted once per process (workers count their own). Zero readable records, or 50 failures in a row, raise.
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ class ShardLoader:
         self.batches_per_epoch = len(self.index) // per_step
         if self.batches_per_epoch == 0:
             raise ValueError(f"{len(self.index)} records cannot fill one global batch of {per_step}")
-        self._perm_epoch, self._perm = -1, None
+        self._perm_epoch, self._perm, self._bad = -1, None, set()
         self.stats = {"records_read": 0, "records_skipped": 0,
                       "skipped_by_reason": dict(self.index.problems), "records_indexed": len(self.index)}
 
@@ -94,12 +94,15 @@ class ShardLoader:
 
     # ---- one batch ---------------------------------------------------------------------
     def _load(self, i: int, stats: Counter) -> Sample | None:
+        if int(i) in self._bad:  # known corrupt: already counted once in this process
+            return None
         key, fields = self.reader.read(int(i))
         stats["records_read"] += 1
         try:
             return decode_record(key, fields)
         except BadRecord as err:
             stats["skip:" + err.reason] += 1
+            self._bad.add(int(i))
             shard = self.index.shards[self.index.records[int(i)][0]]
             log.warning("skipped record %s in %s: %s", key, shard, err)
             return None

@@ -1,0 +1,145 @@
+"""Training loader: determinism, resume, DDP split, corrupt records, errors, box preprocessing."""
+import io
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hyplib.data import generate_all, make_loader
+from hyplib.data.genconfig import GenConfig
+from hyplib.data.preprocess import crop_box, usable_boxes
+from hyplib.data.shards import write_shard
+
+
+def tok(texts):
+    """A toy tokenizer: character codes, padded to 48."""
+    out = torch.zeros(len(texts), 48, dtype=torch.long)
+    for i, t in enumerate(texts):
+        codes = [ord(c) for c in t[:48]]
+        out[i, :len(codes)] = torch.tensor(codes)
+    return out
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    out = tmp_path_factory.mktemp("loader")
+    generate_all(out, GenConfig.preset("quick", n_train=96, shard_size=32), progress=False, benchmarks=())
+    return out / "train"
+
+
+def _batches(loader, n):
+    it = iter(loader)
+    return [next(it) for _ in range(n)]
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_batch_shapes_and_stats(shards):
+    ld = make_loader(shards, batch_size=8, image_size=32, tokenize=tok, caption_weights=[1, 1, 1, 1],
+                     with_boxes=True, seed=0)
+    b = next(iter(ld))
+    assert b["image"].shape == b["image_box"].shape == (8, 3, 32, 32) and b["image"].dtype == torch.float32
+    assert b["text"].shape == b["text_box"].shape == (8, 48) and b["has_box"].dtype == torch.bool
+    assert b["has_box"].any()
+    assert ld.stats["records_read"] == 8 and ld.stats["records_skipped"] == 0
+    assert ld.min_box_size == 4.0  # read from the generator's manifest
+    assert abs(float(b["image"].mean())) < 2
+
+
+def test_deterministic_and_resume(shards):
+    kw = dict(batch_size=16, image_size=32, tokenize=tok, caption_weights=[1, 2, 3, 4], with_boxes=True, seed=3)
+    full = _batches(make_loader(shards, **kw), 9)  # crosses the epoch boundary (6 batches per epoch)
+    again = _batches(make_loader(shards, **kw), 9)
+    assert all(_same(a, b) for a, b in zip(full, again))
+    resumed = _batches(make_loader(shards, start_batch=4, **kw), 5)
+    assert all(_same(a, b) for a, b in zip(full[4:], resumed))
+    other = next(iter(make_loader(shards, **{**kw, "seed": 4})))
+    assert not torch.equal(other["image"], full[0]["image"])
+
+
+def test_workers_match_main_process(shards):
+    kw = dict(batch_size=16, image_size=32, tokenize=tok, with_boxes=False, seed=1, epochs=1)
+    a = list(make_loader(shards, **kw))
+    b = list(make_loader(shards, num_workers=2, **kw))
+    assert len(a) == len(b) == 6 and all(_same(x, y) for x, y in zip(a, b))
+
+
+def test_ranks_partition_records(shards):
+    kw = dict(batch_size=8, image_size=32, tokenize=tok, seed=0, world_size=2, epochs=1)
+    r0, r1 = make_loader(shards, rank=0, **kw), make_loader(shards, rank=1, **kw)
+    assert len(r0) == len(r1) == 6
+    ids0 = np.concatenate([r0._record_ids(b) for b in range(6)])
+    ids1 = np.concatenate([r1._record_ids(b) for b in range(6)])
+    assert not set(ids0) & set(ids1) and len(set(ids0) | set(ids1)) == 96
+
+
+def test_caption_weights_pick_levels(shards):
+    specific = next(iter(make_loader(shards, batch_size=8, image_size=32, tokenize=tok, caption_weights=[0, 0, 0, 1])))
+    default = next(iter(make_loader(shards, batch_size=8, image_size=32, tokenize=tok)))
+    generic = next(iter(make_loader(shards, batch_size=8, image_size=32, tokenize=tok, caption_weights=[1, 0, 0, 0])))
+    assert torch.equal(specific["text"], default["text"]) and not torch.equal(generic["text"], default["text"])
+
+
+def _png(colour):
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), colour).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_corrupt_records_counted_and_logged(tmp_path, caplog):
+    good = {"caption": "a red square", "boxes": [{"box": [0, 0, 20, 20], "phrase": "a square", "kind": "object"}]}
+    samples = [{"__key__": f"k{i:03d}", "png": _png((i * 10, 0, 0)), "json": json.dumps(good).encode()} for i in range(12)]
+    samples[2]["png"] = b"not an image"
+    samples[5]["json"] = b"{broken"
+    samples[7] = {"__key__": "k007", "json": json.dumps(good).encode()}
+    write_shard(tmp_path / "s.tar", samples)
+    with caplog.at_level(logging.WARNING):
+        ld = make_loader(tmp_path, batch_size=12, image_size=32, tokenize=tok, with_boxes=True, seed=0, min_box_size=8)
+        batch = next(iter(ld))
+    assert batch["image"].shape[0] == 12
+    assert ld.stats["skipped_by_reason"] == {"bad_image": 1, "bad_json": 1, "no_image": 1}
+    assert ld.stats["records_skipped"] == 3
+    assert "skipped" in caplog.text and "bad_image" in caplog.text
+
+
+def test_truncated_shard_keeps_prior_records(tmp_path):
+    samples = [{"__key__": f"k{i}", "png": _png((0, 0, 0)), "json": b'{"caption": "x"}'} for i in range(6)]
+    write_shard(tmp_path / "s.tar", samples)
+    data = (tmp_path / "s.tar").read_bytes()
+    (tmp_path / "s.tar").write_bytes(data[: len(data) // 2])
+    ld = make_loader(tmp_path, batch_size=2, image_size=32, tokenize=tok)
+    assert 0 < ld.stats["records_indexed"] < 6
+    assert sum(ld.stats["skipped_by_reason"].values()) >= 1
+
+
+def test_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.tar"):
+        make_loader(tmp_path / "nowhere.tar", batch_size=2, image_size=32, tokenize=tok)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no .tar shards"):
+        make_loader(tmp_path / "empty", batch_size=2, image_size=32, tokenize=tok)
+    write_shard(tmp_path / "zero.tar", [])
+    with pytest.raises(ValueError, match="no readable records"):
+        make_loader(tmp_path / "zero.tar", batch_size=2, image_size=32, tokenize=tok)
+    bad = [{"__key__": f"k{i}", "png": b"x", "json": b"{}"} for i in range(4)]
+    write_shard(tmp_path / "bad.tar", bad)
+    with pytest.raises(RuntimeError, match="unreadable records"):
+        next(iter(make_loader(tmp_path / "bad.tar", batch_size=2, image_size=32, tokenize=tok)))
+    with pytest.raises(ValueError, match="global batch"):
+        make_loader(tmp_path / "bad.tar", batch_size=8, image_size=32, tokenize=tok)
+
+
+def test_box_preprocessing_rules():
+    boxes = [{"box": [0, 0, 40, 40], "phrase": "a dog"}, {"box": [50, 50, 90, 90], "phrase": "a dog"},
+             {"box": [0, 0, 32, 32], "phrase": "a cat"}, {"box": [0, 0, 33, 32], "phrase": "a hat"}]
+    kept = usable_boxes(boxes, 32)
+    assert [b["phrase"] for b in kept] == ["a dog", "a hat"] and kept[0]["box"] == [0, 0, 40, 40]
+    img = Image.new("RGB", (100, 50), (0, 0, 255))
+    crop = np.asarray(crop_box(img, [10, 10, 90, 30], 16))
+    assert crop.shape == (16, 16, 3)
+    assert (crop[0, 8] == 255).all() and crop[8, 8, 2] > 200 and crop[8, 8, 0] < 50  # white pad above, blue box

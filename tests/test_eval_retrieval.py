@@ -82,3 +82,25 @@ def test_evaluate_retrieval_with_embeddings_and_checks():
         R.evaluate_retrieval({"image": img, "text": txt, "curv": 1.0}, bench, method=M.get("clip"))
     with pytest.raises(ValueError, match="caption_image"):
         R.evaluate_retrieval({"image": img, "text": txt, "curv": 1.0}, {"caption_image": np.arange(5)}, method=method)
+
+
+@pytest.mark.parametrize("score", ["method", "product_inner", "product_dist"])
+def test_product_scores_equal_the_method_definitions(score):
+    from hyplib import product
+    from hyplib.evaluation._common import similarity_fn
+
+    method = M.get("phyclip", k=4, d=3)
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(7, 12, generator=g, dtype=torch.float64), torch.randn(9, 12, generator=g, dtype=torch.float64)
+    curv = torch.tensor([0.5, 1.0, 2.0, 3.0], dtype=torch.float64)
+    got = similarity_fn(method, score)(x, y, curv)
+    xs, ys = product.split(x, 4), product.split(y, 4)
+    if score == "product_dist":
+        want = -product.pairwise_dist(xs, ys, curv=curv, how="l1")
+    else:  # the method's own default is the per-factor inner sum
+        want = product.pairwise_factor_inner(xs, ys, curv=curv).sum(-1)
+        torch.testing.assert_close(method.similarity(x, y, curv=curv), want)
+    torch.testing.assert_close(got, want)
+    assert similarity_fn(M.get("phyclip", k=4, d=3, score="distance")).width == 4
+    with pytest.raises(ValueError, match="product"):
+        similarity_fn(M.get("meru"), "product_inner")

@@ -152,25 +152,50 @@ def similarity_fn(method, score: str = "method"):
     methods two alternatives: ``"product_inner"`` is the sum over factors of the Lorentz
     inner products (PHyCLIP's released zero-shot/retrieval scoring), ``"product_dist"`` is
     minus the combined product distance (its training metric).
+
+    The sum of per-factor inner products is computed as two matmuls,
+    ``sum_i <x_i, y_i>_L = x . y - sum_i x_t,i y_t,i`` (no (Ni, Nt, k) intermediate); a
+    product method whose own score is ``"inner_sum"`` is scored this way (tests check it
+    equals ``method.similarity``). The returned callable has an attribute ``width``: how many
+    floats per score entry its intermediates take, so callers can size their blocks.
     """
-    if score == "method":
-        return lambda image, text, curv: method.similarity(image, text, curv=curv)
     if score not in SCORES:
         raise ValueError(f"score={score!r} unknown; choose one of {SCORES}")
-    if method.geometry != "product":
+    if score != "method" and method.geometry != "product":
         raise ValueError(f"score={score!r} needs a product method, got geometry {method.geometry!r}")
-    k = product_k(method)
-    how = getattr(getattr(method, "space", None), "how", None) or method.defaults.get("how", "l1")
+    if method.geometry == "product":
+        k = product_k(method)
+        how = getattr(getattr(method, "space", None), "how", None) or method.defaults.get("how", "l1")
+        if score == "product_inner" or (score == "method" and method.defaults.get("score") == "inner_sum"):
+            def fn(image, text, curv):
+                return product_inner_sum(image, text, curv, k)
+            fn.width = 1
+            return fn
+        if score == "product_dist":
+            def fn(image, text, curv):
+                c = product.factor_curv(curv, k, image)
+                return -product.pairwise_dist(product.split(image, k), product.split(text, k), curv=c, how=how)
+            fn.width = k
+            return fn
 
-    def _inner(image, text, curv):
-        c = product.factor_curv(curv, k, image)
-        return product.pairwise_factor_inner(product.split(image, k), product.split(text, k), curv=c).sum(-1)
+    def fn(image, text, curv):
+        return method.similarity(image, text, curv=curv)
+    fn.width = product_k(method) if method.geometry == "product" else 1
+    return fn
 
-    def _dist(image, text, curv):
-        c = product.factor_curv(curv, k, image)
-        return -product.pairwise_dist(product.split(image, k), product.split(text, k), curv=c, how=how)
 
-    return _inner if score == "product_inner" else _dist
+def product_inner_sum(image: Tensor, text: Tensor, curv, k: int) -> Tensor:
+    """Sum over the ``k`` factors of the Lorentz inner products, (Ni, k*d) x (Nt, k*d) -> (Ni, Nt).
+
+    .. math:: \\sum_i \\langle x_i, y_i\\rangle_L = x\\cdot y - \\sum_i x_{t,i}\\, y_{t,i}
+    """
+    image = image.float() if image.dtype in (torch.float16, torch.bfloat16) else image
+    text = text.to(image.dtype)
+    c = product.factor_curv(curv, k, image).to(image.dtype)
+    xs, ys = product.split(image, k), product.split(text, k)
+    xt = torch.sqrt(1.0 / c + (xs * xs).sum(-1))  # (Ni, k) time parts
+    yt = torch.sqrt(1.0 / c + (ys * ys).sum(-1))  # (Nt, k)
+    return image @ text.T - xt @ yt.T
 
 
 def paired_similarity(sim, image: Tensor, text: Tensor, curv, block: int = 512) -> Tensor:
@@ -180,6 +205,8 @@ def paired_similarity(sim, image: Tensor, text: Tensor, curv, block: int = 512) 
     """
     if image.shape[0] != text.shape[0]:
         raise ValueError(f"paired scoring needs as many texts as images, got {image.shape[0]} and {text.shape[0]}")
+    # Shrink the block for wide similarities so the (block, block, width) temporaries stay small.
+    block = max(1, min(block, int((block * block / getattr(sim, "width", 1)) ** 0.5)))
     out = []
     for s in range(0, image.shape[0], block):
         out.append(torch.diagonal(sim(image[s:s + block], text[s:s + block], curv)))

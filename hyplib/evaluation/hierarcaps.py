@@ -73,7 +73,7 @@ def threshold_retrieval(image: Tensor, captions: Tensor, sim, curv, cap_radius, 
     thresholds = torch.quantile(r, torch.as_tensor(quantiles, dtype=torch.float64))
     counts = torch.searchsorted(r[order], thresholds, right=True)  # captions with radius <= tau
     out = np.full((image.shape[0], len(quantiles)), -1, dtype=np.int64)
-    rows = max(1, block_elems // max(1, captions.shape[0]))
+    rows = max(1, block_elems // (max(1, captions.shape[0]) * getattr(sim, "width", 1)))
     for s in range(0, image.shape[0], rows):
         S = sim(image[s:s + rows], captions, curv).float()[:, order]
         _, arg = torch.cummax(S, dim=1)  # best among the first n sorted-by-radius captions

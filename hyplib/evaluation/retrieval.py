@@ -114,7 +114,9 @@ def evaluate_retrieval(source, benchmark: dict, *, method=None, curv=None, score
     image = C.embeddings(source, "image", lambda: C.encode_images(source, benchmark["images"], batch_size=batch_size))
     text = C.embeddings(source, "text", lambda: C.encode_texts(source, benchmark["captions"], batch_size=2 * batch_size))
     C.check_pair(image, text, method, curv)
-    out = recall_at_k(image, text, benchmark["caption_image"], C.similarity_fn(method, score), curv,
-                      ks=ks, block_elems=block_elems)
+    sim = C.similarity_fn(method, score)
+    # Blocks hold block_elems floats of intermediates, whatever the similarity's width.
+    out = recall_at_k(image, text, benchmark["caption_image"], sim, curv, ks=ks,
+                      block_elems=max(1, block_elems // getattr(sim, "width", 1)))
     out["rsum"] = 100.0 * sum(out.values())
     return out

@@ -81,17 +81,15 @@ def class_embeddings(model, classnames: Sequence[str], templates: Sequence[str],
     raise ValueError(f"prompt_agg={prompt_agg!r} unknown; choose one of {PROMPT_AGGS[1:]}")
 
 
-def class_scores(image: Tensor, classes: Tensor, sim, curv, *, block: int = 4096) -> Tensor:
+def class_scores(image: Tensor, classes: Tensor, sim, curv, *, block_elems: int = 1 << 22) -> Tensor:
     """Scores (N, C) of images (N, D) against classes (C, D), or averaged over prompts for
-    classes (C, T, D)."""
+    classes (C, T, D); images in blocks of at most ``block_elems`` intermediate floats."""
+    flat = classes.reshape(-1, classes.shape[-1])
+    rows = max(1, block_elems // (flat.shape[0] * getattr(sim, "width", 1)))
     out = []
-    for s in range(0, image.shape[0], block):
-        if classes.dim() == 2:
-            out.append(sim(image[s:s + block], classes, curv).float())
-        else:
-            nc, nt, d = classes.shape
-            out.append(sim(image[s:s + block], classes.reshape(nc * nt, d), curv).float()
-                       .reshape(-1, nc, nt).mean(-1))
+    for s in range(0, image.shape[0], rows):
+        S = C.as_float(sim(image[s:s + rows], flat, curv), "scores")
+        out.append(S if classes.dim() == 2 else S.reshape(S.shape[0], classes.shape[0], classes.shape[1]).mean(-1))
     return torch.cat(out)
 
 

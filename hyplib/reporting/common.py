@@ -1,0 +1,132 @@
+"""Shared pieces of the tables: the metric columns, formatting, run grouping and the verdict rules.
+
+Verdicts (:func:`beats`, :func:`about_equal`, :func:`near`, :func:`sign_of`) return
+``(verdict, reason)`` with verdict ``yes``/``no``/``inconclusive``: with fewer than 2 seeds on a
+side, or a difference no larger than the seeds' spread (``sqrt(s_a^2 + s_b^2)`` for two groups,
+``s`` against a fixed value), the answer is ``inconclusive``. Spreads are sample standard
+deviations (ddof=1) over seeds.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+from hyplib.figures.runs import Run, as_runs, seed_stats
+
+__all__ = ["MAIN_METRICS", "EQUAL_TOL", "DEFAULT_TOL", "SMALL_EFFECT", "fmt", "runs_and_metrics", "values",
+           "by_method", "inconclusive", "beats", "about_equal", "near", "sign_of", "combine"]
+
+MAIN_METRICS: dict[str, tuple[str, bool]] = {
+    "zeroshot/mean_per_class_acc": ("ZS acc", True), "zeroshot/top1": ("ZS top-1", True),
+    "retrieval/i2t_R@1": ("I2T R@1", True), "retrieval/i2t_R@5": ("I2T R@5", True),
+    "retrieval/t2i_R@1": ("T2I R@1", True), "retrieval/t2i_R@5": ("T2I R@5", True),
+    "hierarchy/reference/TIE": ("TIE", False), "hierarchy/reference/LCA": ("LCA", False),
+    "hierarchy/reference/J": ("J", True), "pep/auc": ("PEP AUC", True), "pep/ap": ("PEP AP", True),
+    "chains/depth1_acc": ("chain d1", True), "chains/depth2_acc": ("chain d2", True),
+    "chains/text_depth2_acc": ("text chain", True), "composition/acc": ("compos.", True),
+    "hierarcaps/tau": ("HC tau", True),
+}
+#: "About equal" tolerance, one point: 0.01 for fractions, 0.1 edges for tree distances.
+EQUAL_TOL = {"hierarchy/reference/TIE": 0.1, "hierarchy/reference/LCA": 0.1}
+DEFAULT_TOL = 0.01
+SMALL_EFFECT = 0.2  # |Cohen's d| below this is "no split" (a conventional small effect)
+
+
+# --------------------------------------------------------------------------- formatting
+def fmt(mean: float, std: float, n: int, digits: int = 3) -> str:
+    """``"0.512 ± 0.013 (n=3)"``; without the std for one seed; ``"n/a"`` with none."""
+    if n == 0 or not math.isfinite(mean):
+        return "n/a"
+    if n < 2 or not math.isfinite(std):
+        return f"{mean:.{digits}f} (n={n})"
+    return f"{mean:.{digits}f} ± {std:.{digits}f} (n={n})"
+
+
+# --------------------------------------------------------------------------- inputs
+def runs_and_metrics(runs, metrics, logs):
+    """Run objects whose ``metrics``/``log`` come from the given dicts where those are not None."""
+    runs = as_runs(runs)
+    for r in runs:
+        if metrics is not None:
+            m = metrics.get(r.name, {})
+            r.metrics = dict(m.get("metrics", m)) if isinstance(m, Mapping) else {}
+        if logs is not None:
+            r.log = logs.get(r.name)
+    return runs
+
+
+def values(group: Iterable[Run], key: str) -> list[float]:
+    """``key`` of every run in ``group`` (NaN where missing)."""
+    return [r.metric(key) for r in group]
+
+
+def by_method(runs: list[Run], study: str = "main") -> dict[str, list[Run]]:
+    """``{method: runs of study}``."""
+    out: dict[str, list[Run]] = {}
+    for r in runs:
+        if study in r.study:
+            out.setdefault(r.method, []).append(r)
+    return out
+
+
+# --------------------------------------------------------------------------- verdicts
+def inconclusive(why: str) -> tuple[str, str]:
+    """``("inconclusive", why)``."""
+    return "inconclusive", why
+
+
+def beats(a: list[float], b: list[float], higher_better: bool = True) -> tuple[str, str]:
+    """Does group ``a`` beat group ``b``? ``(verdict, reason)``."""
+    (ma, sa, na), (mb, sb, nb) = seed_stats(a), seed_stats(b)
+    if na < 2 or nb < 2:
+        return inconclusive(f"fewer than 2 seeds (n={na} vs {nb})")
+    diff = (ma - mb) if higher_better else (mb - ma)
+    spread = math.hypot(sa, sb)
+    if abs(diff) <= spread:
+        return inconclusive(f"difference {abs(diff):.3g} within the seeds' spread {spread:.3g}")
+    return ("yes" if diff > 0 else "no"), f"difference {diff:+.3g} (spread {spread:.3g})"
+
+
+def about_equal(a: list[float], b: list[float], tol: float = DEFAULT_TOL) -> tuple[str, str]:
+    """Are groups ``a`` and ``b`` within ``tol`` of each other? ``(verdict, reason)``."""
+    (ma, sa, na), (mb, sb, nb) = seed_stats(a), seed_stats(b)
+    if na < 2 or nb < 2:
+        return inconclusive(f"fewer than 2 seeds (n={na} vs {nb})")
+    diff, spread = abs(ma - mb), math.hypot(sa, sb)
+    if diff <= tol:
+        return "yes", f"|difference| {diff:.3g} <= tolerance {tol:g}"
+    if diff > spread:
+        return "no", f"|difference| {diff:.3g} > tolerance {tol:g} and spread {spread:.3g}"
+    return inconclusive(f"|difference| {diff:.3g} > tolerance {tol:g} but within spread {spread:.3g}")
+
+
+def near(values: list[float], target: float, tol: float = DEFAULT_TOL) -> tuple[str, str]:
+    """Is the mean of ``values`` within ``tol`` of ``target``? (as :func:`about_equal`, one-sample)."""
+    m, s, n = seed_stats(values)
+    if n < 2:
+        return inconclusive(f"fewer than 2 seeds (n={n})")
+    diff = abs(m - target)
+    if diff <= tol:
+        return "yes", f"|mean - {target:g}| {diff:.3g} <= tolerance {tol:g}"
+    if diff > s:
+        return "no", f"|mean - {target:g}| {diff:.3g} > tolerance {tol:g} and spread {s:.3g}"
+    return inconclusive(f"|mean - {target:g}| {diff:.3g} > tolerance {tol:g} but within spread {s:.3g}")
+
+
+def sign_of(values: list[float], expect: str) -> tuple[str, str]:
+    """Is the mean of ``values`` ``"negative"``/``"positive"`` beyond its seeds' spread?"""
+    m, s, n = seed_stats(values)
+    if n < 2:
+        return inconclusive(f"fewer than 2 seeds (n={n})")
+    if abs(m) <= s:
+        return inconclusive(f"|mean| {abs(m):.3g} within the seeds' spread {s:.3g}")
+    ok = m < 0 if expect == "negative" else m > 0
+    return ("yes" if ok else "no"), f"mean {m:+.3g} (spread {s:.3g})"
+
+
+def combine(verdicts: Iterable[str]) -> str:
+    """All ``yes`` -> yes; any ``no`` -> no; otherwise inconclusive (also for no parts)."""
+    v = list(verdicts)
+    if v and all(x == "yes" for x in v):
+        return "yes"
+    return "no" if "no" in v else "inconclusive"

@@ -1,0 +1,60 @@
+"""The main comparison table and writing every table as Markdown and CSV."""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from hyplib.figures.runs import group_by_config, seed_stats
+from hyplib.paths import resolve
+from hyplib.reporting.common import MAIN_METRICS, runs_and_metrics, values
+
+__all__ = ["main_comparison", "to_markdown", "write_tables"]
+
+# --------------------------------------------------------------------------- main table
+def main_comparison(runs, metrics: Mapping | None = None, *, study: str = "main",
+                    keys: Mapping[str, tuple[str, bool]] = MAIN_METRICS) -> pd.DataFrame:
+    """Rows = method labels of ``study``; columns ``seeds`` and ``<name> mean``/``<name> std``."""
+    runs = runs_and_metrics(runs, metrics, None)
+    rows = []
+    for label, group in group_by_config([r for r in runs if study in r.study]).items():
+        row = {"method": label, "seeds": len(group)}
+        for key, (name, _) in keys.items():
+            mean, std, _n = seed_stats(values(group, key))
+            row[f"{name} mean"], row[f"{name} std"] = mean, std
+        rows.append(row)
+    cols = ["method", "seeds"] + [f"{n} {s}" for n, _ in keys.values() for s in ("mean", "std")]
+    return pd.DataFrame(rows, columns=cols).set_index("method")
+
+
+def to_markdown(table: pd.DataFrame, keys: Mapping[str, tuple[str, bool]] = MAIN_METRICS) -> str:
+    """Markdown of :func:`main_comparison`: ``mean ± std`` cells, arrows for the better direction."""
+    out = pd.DataFrame(index=table.index)
+    out["seeds"] = table["seeds"]
+    for name, higher in keys.values():
+        mean, std = table[f"{name} mean"], table[f"{name} std"]
+        cells = [("–" if not math.isfinite(m) else f"{m:.3f}" + (f" ± {s:.3f}" if math.isfinite(s) else ""))
+                 for m, s in zip(mean, std)]
+        out[f"{name} {'↑' if higher else '↓'}"] = cells
+    return out.to_markdown()
+
+
+def write_tables(out_dir, main: pd.DataFrame | None = None, claims: pd.DataFrame | None = None) -> list[Path]:
+    """Write ``main_comparison.md/.csv`` and ``claims.md/.csv`` under ``out_dir``; returns the paths."""
+    out = resolve(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    if main is not None:
+        main.to_csv(out / "main_comparison.csv", float_format="%.6g")
+        (out / "main_comparison.md").write_text(
+            "Main comparison (main study): mean ± sample std over seeds; fractions in [0, 1]; "
+            "↑ higher is better, ↓ lower is better.\n\n" + to_markdown(main) + "\n")
+        written += [out / "main_comparison.csv", out / "main_comparison.md"]
+    if claims is not None:
+        claims.to_csv(out / "claims.csv", index=False)
+        (out / "claims.md").write_text("Claims of METHODS.md section 5, measured on these runs.\n\n"
+                                       + claims.to_markdown(index=False) + "\n")
+        written += [out / "claims.csv", out / "claims.md"]
+    return written

@@ -1,0 +1,165 @@
+"""The tables: aggregation over seeds against hand-computed values, the verdict rules, and the
+claims table on synthetic metrics where each claim holds, fails, or cannot be decided."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hyplib import reporting
+from hyplib.figures.runs import seed_stats
+
+CLAIM_IDS = ["1a", "1b", "2a", "2b", "2c", "3a", "3b", "4", "5a", "5b", "5c", "6a", "6b"]
+
+
+# --------------------------------------------------------------------------- aggregation
+def _spec(method, seed, study=("main",), variant="base", overrides=None):
+    return {"name": f"{method}-{variant}-s{seed}", "method": method, "variant": variant, "seed": seed,
+            "study": list(study), "overrides": dict(overrides or {}), "train_dir": None, "eval_dir": None}
+
+
+def test_seed_stats_hand_computed():
+    mean, std, n = seed_stats([0.1, 0.2, 0.4, float("nan")])
+    assert n == 3
+    assert mean == pytest.approx(0.7 / 3)
+    # deviations -0.1333, -0.0333, 0.1667 -> squares sum 0.046667, / (n-1) = 0.023333
+    assert std == pytest.approx(math.sqrt(0.046666666 / 2), rel=1e-6)
+    assert math.isnan(seed_stats([0.5])[1]) and seed_stats([])[2] == 0
+
+
+def test_main_comparison_mean_std_and_markdown():
+    runs = [_spec("meru", s) for s in range(3)] + [_spec("clip", 0), _spec("meru", 9, study=("curvature",))]
+    acc = {0: 0.1, 1: 0.2, 2: 0.4}
+    metrics = {f"meru-base-s{s}": {"zeroshot/mean_per_class_acc": a, "hierarchy/reference/TIE": 2.0 + s}
+               for s, a in acc.items()}
+    metrics["clip-base-s0"] = {"metrics": {"zeroshot/mean_per_class_acc": 0.3}}  # a metrics.json record
+    metrics["meru-base-s9"] = {"zeroshot/mean_per_class_acc": 0.99}  # not in the main study: left out
+    table = reporting.main_comparison(runs, metrics)
+    assert list(table.index) == ["CLIP", "MERU"]
+    assert table.loc["MERU", "seeds"] == 3
+    assert table.loc["MERU", "ZS acc mean"] == pytest.approx(0.233333, abs=1e-6)
+    assert table.loc["MERU", "ZS acc std"] == pytest.approx(0.152753, abs=1e-6)
+    assert table.loc["MERU", "TIE mean"] == pytest.approx(3.0) and table.loc["MERU", "TIE std"] == pytest.approx(1.0)
+    assert table.loc["CLIP", "ZS acc mean"] == pytest.approx(0.3) and math.isnan(table.loc["CLIP", "ZS acc std"])
+    assert math.isnan(table.loc["CLIP", "PEP AUC mean"])
+    md = reporting.to_markdown(table)
+    assert "0.233 ± 0.153" in md and "| CLIP" in md and "TIE ↓" in md
+
+
+# --------------------------------------------------------------------------- verdict rules
+@pytest.mark.parametrize("a,b,higher,expected", [
+    ([0.6, 0.62, 0.61], [0.5, 0.51, 0.49], True, "yes"),
+    ([0.5, 0.51, 0.49], [0.6, 0.62, 0.61], True, "no"),
+    ([0.5, 0.51, 0.49], [0.6, 0.62, 0.61], False, "yes"),       # lower is better (TIE)
+    ([0.50, 0.70], [0.55, 0.65], True, "inconclusive"),           # within the spread
+    ([0.9], [0.1, 0.2], True, "inconclusive"),                    # one seed
+])
+def test_beats(a, b, higher, expected):
+    assert reporting.beats(a, b, higher)[0] == expected
+
+
+def test_about_equal_near_sign_combine():
+    assert reporting.about_equal([0.500, 0.502], [0.505, 0.503], tol=0.01)[0] == "yes"
+    assert reporting.about_equal([0.50, 0.51], [0.60, 0.61], tol=0.01)[0] == "no"
+    assert reporting.about_equal([0.40, 0.60], [0.65, 0.45], tol=0.01)[0] == "inconclusive"
+    assert reporting.near([0.001, -0.002], 0.0, tol=0.01)[0] == "yes"
+    assert reporting.sign_of([-0.3, -0.35], "negative")[0] == "yes"
+    assert reporting.sign_of([0.3, 0.35], "negative")[0] == "no"
+    assert reporting.sign_of([-0.3, 0.35], "negative")[0] == "inconclusive"
+    assert reporting.combine(["yes", "yes"]) == "yes"
+    assert reporting.combine(["yes", "no", "inconclusive"]) == "no"
+    assert reporting.combine(["yes", "inconclusive"]) == "inconclusive"
+    assert reporting.combine([]) == "inconclusive"
+
+
+# --------------------------------------------------------------------------- claims
+def _scenario(good: bool, seeds=(0, 1, 2)):
+    """Runs, metrics and logs where every claim holds (``good``) or every claim fails."""
+    runs, metrics, logs = [], {}, {}
+    sign = 1.0 if good else -1.0
+
+    def add(method, seed, values, study=("main",), variant="base", overrides=None, log=None):
+        spec = _spec(method, seed, study, variant, overrides)
+        runs.append(spec)
+        noise = 0.001 * (seed - 1)
+        metrics[spec["name"]] = {k: v + noise for k, v in values.items()}
+        if log is not None:
+            logs[spec["name"]] = log
+
+    def entail_log(final):
+        steps = np.arange(1, 21)
+        return pd.DataFrame({"step": steps, "entailment": np.r_[np.linspace(0.5, final, 19), final],
+                             "curv": np.linspace(1.0, 0.1 if good else 1.0, 20)})
+
+    base = {"hierarchy/reference/TIE": 5.0, "hierarchy/reference/LCA": 3.0, "hierarchy/reference/J": 0.5,
+            "diagnostics/curv_mean": 1.0, "diagnostics/radius/text/median": 0.1,
+            "diagnostics/radius/text/std": 0.1, "diagnostics/radius/image/std": 0.1}
+    for s in seeds:
+        add("clip", s, {**base, "hierarchy/reference/J": 0.5 if good else 0.45,
+                        "diagnostics/radius/text/mean": 1.0, "diagnostics/radius/image/mean": 1.0 if good else 1.5})
+        add("meru", s, {**base, "diagnostics/radius/text_minus_image": -0.4 * sign,
+                        "diagnostics/radius/text/mean": 0.8, "diagnostics/radius/image/mean": 1.2,
+                        "chains/depth1_acc": 0.5, "chains/depth2_acc": 0.2},
+            log=entail_log(0.0 if good else 0.4))
+        add("hycoclip", s, {**base, "hierarchy/reference/TIE": 5.0 - sign, "hierarchy/reference/LCA": 3.0 - sign,
+                            "hierarchy/reference/J": 0.5 + 0.1 * sign, "pep/auc": 0.7, "pep/ap": 0.7,
+                            "composition/acc": 0.6}, log=entail_log(0.0 if good else 0.4))
+        add("atmg", s, {"chains/depth1_acc": 0.5 + 0.3 * sign, "chains/depth2_acc": 0.2 + 0.3 * sign})
+        add("argent", s, {"pep/auc": 0.7 + 0.1 * sign, "pep/ap": 0.7 + 0.1 * sign, "diagnostics/curv_mean": 1.0,
+                          "diagnostics/radius/text/median": 0.8})
+        add("phyclip", s, {"zeroshot/mean_per_class_acc": 0.5, "composition/acc": 0.6 + 0.1 * sign},
+            study=("main", "phyclip_ablation"))
+        add("phyclip", s, {"zeroshot/mean_per_class_acc": 0.5 - 0.3 * sign}, ("phyclip_ablation",), "linf",
+            {"how": "linf"})
+        add("phyclip", s, {"zeroshot/mean_per_class_acc": 0.5 - 0.1 * sign}, ("phyclip_ablation",), "k1", {"k": 1})
+        for c in (0.1, 0.5, 1.0):
+            drop = 0.2 * (c - 0.1) if good else 0.0
+            add("meru", s, {"zeroshot/mean_per_class_acc": 0.5 - drop}, ("curvature",), f"c{c:g}",
+                {"curv_init": c, "learn_curv": False})
+            add("atmg", s, {"zeroshot/mean_per_class_acc": 0.5 if good else 0.5 - 0.2 * (c - 0.1)}, ("curvature",),
+                f"c{c:g}", {"curv_init": c, "learn_curv": False})
+    return runs, metrics, logs
+
+
+def test_claims_all_hold():
+    table = reporting.claims_table(*_scenario(good=True))
+    assert list(table.columns) == reporting.CLAIM_COLUMNS
+    assert list(table["id"]) == CLAIM_IDS
+    assert dict(zip(table["id"], table["holds"])) == {i: "yes" for i in CLAIM_IDS}, table[["id", "holds", "note"]]
+
+
+def test_claims_all_fail():
+    table = reporting.claims_table(*_scenario(good=False))
+    assert dict(zip(table["id"], table["holds"])) == {i: "no" for i in CLAIM_IDS}, table[["id", "holds", "note"]]
+
+
+def test_claims_one_seed_is_inconclusive():
+    table = reporting.claims_table(*_scenario(good=True, seeds=(0,)))
+    assert set(table["holds"]) == {"inconclusive"}, table[["id", "holds", "note"]]
+    assert table["note"].str.contains("fewer than 2 seeds").any()
+
+
+def test_claims_without_runs_are_inconclusive_not_errors():
+    table = reporting.claims_table([], {})
+    assert list(table["id"]) == CLAIM_IDS and set(table["holds"]) == {"inconclusive"}
+
+
+def test_claims_difference_within_spread_is_inconclusive():
+    runs, metrics, logs = _scenario(good=True)
+    for s, j in zip((0, 1, 2), (0.3, 0.7, 0.5)):  # HyCoCLIP's J spread swamps its 0.1 lead
+        metrics[f"hycoclip-base-s{s}"]["hierarchy/reference/J"] = j
+    table = reporting.claims_table(runs, metrics, logs).set_index("id")
+    assert table.loc["2a", "holds"] == "inconclusive"
+    assert "J: inconclusive" in table.loc["2a", "note"]
+
+
+def test_write_tables(tmp_path):
+    runs, metrics, logs = _scenario(good=True)
+    main = reporting.main_comparison(runs, metrics)
+    claims = reporting.claims_table(runs, metrics, logs)
+    paths = reporting.write_tables(tmp_path / "tables", main=main, claims=claims)
+    names = sorted(p.name for p in paths)
+    assert names == ["claims.csv", "claims.md", "main_comparison.csv", "main_comparison.md"]
+    back = pd.read_csv(tmp_path / "tables" / "claims.csv")
+    assert list(back["holds"]) == list(claims["holds"])
+    assert "± " in (tmp_path / "tables" / "main_comparison.md").read_text()

@@ -12,6 +12,8 @@ Conventions:
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -92,26 +94,31 @@ def fit_height(aspect: float, angle: float, cell_w: float, cell_h: float) -> flo
 
 def to_pixels(shapes, aspect, height, cx, cy, angle):
     """Height units -> canvas pixels: centre the ``aspect x 1`` frame on (cx, cy), scale, rotate."""
-    out = []
-    for part, col, pts in shapes:
-        p = (pts - [aspect / 2, 0.5]) * height + [cx, cy]
-        out.append((part, col, rotated(p, cx, cy, angle)))
-    return out
+    pts = np.concatenate([s[2] for s in shapes])
+    c, s = np.cos(angle) * height, np.sin(angle) * height
+    x, y = pts[:, 0] - aspect / 2, pts[:, 1] - 0.5
+    moved = np.stack([c * x - s * y + cx, s * x + c * y + cy], 1)
+    ends = np.cumsum([len(sh[2]) for sh in shapes])[:-1]
+    return [(part, col, p) for (part, col, _), p in zip(shapes, np.split(moved, ends))]
 
 
 def bbox(points_list, size) -> list[float]:
     pts = np.concatenate(points_list)
-    x0, y0 = pts.min(0)
-    x1, y1 = pts.max(0)
-    return [float(np.clip(x0, 0, size)), float(np.clip(y0, 0, size)),  # clip: boxes live in the image
-            float(np.clip(x1, 0, size)), float(np.clip(y1, 0, size))]
+    (x0, y0), (x1, y1) = pts.min(0).tolist(), pts.max(0).tolist()
+    # clip: boxes live in the image
+    return [min(max(x0, 0.0), size), min(max(y0, 0.0), size), min(max(x1, 0.0), size), min(max(y1, 0.0), size)]
 
 
 # ---- backgrounds -------------------------------------------------------------------------------
+@lru_cache(maxsize=8)
+def _grid(n: int):
+    return (np.mgrid[0:n, 0:n] / n).astype(np.float32)
+
+
 def background(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     """A textured ``(n, n, 3)`` uint8 background of the given kind."""
-    yy, xx = np.mgrid[0:n, 0:n] / n
-    noise = rng.normal(0, 1, (n, n, 1))
+    yy, xx = _grid(n)
+    noise = rng.standard_normal((n, n, 1), dtype=np.float32)
     if kind == "grass":
         img = np.array([150, 200, 115]) + 14 * noise + 10 * np.sin(xx * 40 + rng.uniform(0, 6))[..., None]
     elif kind == "sand":
@@ -128,7 +135,7 @@ def background(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
         cols = ((xx * 5 + 0.5 * (np.floor(yy * 8) % 2)) % 1) < 0.08
         img = np.array([205, 185, 170]) + 6 * noise - 45 * (rows | cols)[..., None]
     elif kind == "night":
-        stars = (rng.random((n, n)) > 0.985)[..., None]
+        stars = (rng.random((n, n), dtype=np.float32) > 0.985)[..., None]
         img = np.array([25, 30, 62]) + 4 * noise + 200 * stars
     else:
         raise ValueError(f"unknown background {kind!r}")
@@ -138,7 +145,10 @@ def background(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
 def paint(canvas: Image.Image, shapes_px, rgb) -> None:
     """Fill every shape in order, outlined one canvas pixel darker."""
     draw = ImageDraw.Draw(canvas)
+    cache: dict = {}
     for _, col, pts in shapes_px:
-        fill = shade(col, rgb)
-        outline = tuple(int(v * 0.6) for v in fill)
+        if col not in cache:
+            fill = shade(col, rgb)
+            cache[col] = fill, tuple(int(v * 0.6) for v in fill)
+        fill, outline = cache[col]
         draw.polygon([tuple(p) for p in pts.tolist()], fill=fill, outline=outline)

@@ -88,7 +88,7 @@ def _parts(shapes_px, ss, size, colour):
     return parts
 
 
-def render(pairs, background: str, size: int, rng, *, ss: int = 2, scale=(0.7, 0.95),
+def render(pairs, background: str, size: int, rng, *, ss: int = 2, scale=(0.8, 1.0),
            max_rot: float = 0.2, cells=None) -> tuple[np.ndarray, Scene]:
     """Draw ``pairs`` [(leaf, colour)] on a ``background``; returns (uint8 (size,size,3), Scene)."""
     n_px = size * ss

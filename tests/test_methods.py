@@ -443,3 +443,37 @@ def test_free_embeddings_train(name):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0], (name, losses[0], losses[-1])
+
+
+@pytest.mark.parametrize("how", ["l1", "l2", "linf"])
+@pytest.mark.parametrize("chunk", [1, 40, None])
+def test_fused_product_distance_matches_product_module(how, chunk):
+    """Same values and gradients as product.pairwise_dist, coincident points (clamped) included."""
+    from hyplib import product
+    from hyplib.methods.fused import pairwise_product_dist
+
+    g = torch.Generator().manual_seed(0)
+    x = (0.8 * torch.randn(5, 3, 4, generator=g, dtype=F64)).requires_grad_()
+    y = torch.cat([0.8 * torch.randn(4, 3, 4, generator=g, dtype=F64), x[:2].detach()]).requires_grad_()
+    c = torch.tensor([0.5, 1.0, 3.0], dtype=F64, requires_grad=True)
+    weights = torch.randn(5, 6, generator=g, dtype=F64)
+    ref = product.pairwise_dist(x, y, curv=c, how=how)
+    out = pairwise_product_dist(x, y, curv=c, how=how, chunk_elements=chunk)
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
+    for a, b in zip(torch.autograd.grad((ref * weights).sum(), (x, y, c)),
+                    torch.autograd.grad((out * weights).sum(), (x, y, c))):
+        torch.testing.assert_close(b, a, atol=1e-9, rtol=1e-9)
+    small = [t.detach()[:3, :2, :2].clone().requires_grad_() for t in (x, y)] + [c.detach()[:2].clone().requires_grad_()]
+    assert torch.autograd.gradcheck(lambda a, b, cc: pairwise_product_dist(a, b, curv=cc, how=how, chunk_elements=chunk),
+                                    small)
+
+
+def test_phyclip_fused_and_reference_losses_agree():
+    g = torch.Generator().manual_seed(2)
+    feats = [0.3 * torch.randn(6, 8, generator=g, dtype=F64) for _ in range(4)]
+    curv = torch.tensor([0.7, 1.4], dtype=F64)
+    emb = Embeddings(*feats[:2], curv, torch.tensor(5.0, dtype=F64), *feats[2:])
+    fused = methods.get("phyclip", k=2, d=4).loss(emb)
+    ref = methods.get("phyclip", k=2, d=4, fused_distance=False).loss(emb)
+    for key, value in ref["logs"].items():
+        close(fused["logs"][key], value, 1e-12)

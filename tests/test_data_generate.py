@@ -174,3 +174,23 @@ def test_render_size_configurable():
 
 def test_heldout_pairs_depend_only_on_seed():
     assert heldout_pairs(0) == heldout_pairs(0) and heldout_pairs(0) != heldout_pairs(1)
+
+
+def test_larger_images_and_chains(tmp_path):
+    cfg = GenConfig.preset("quick", n_train=8, shard_size=8, image_size=64, chain_items=4)
+    generate_all(tmp_path, cfg, progress=False, benchmarks=("chains",))
+    c = load_benchmark(tmp_path / "bench", "chains")
+    assert c["whole"].shape == (4, 64, 64, 3)
+    rec = next(_shard_records(tmp_path))
+    assert all(0 <= v <= 64 for b in rec["boxes"] for v in b["box"])
+
+
+def test_notebook_parameters_cell_plain_and_no_outputs():
+    import nbformat
+    from pathlib import Path
+    nb = nbformat.read(Path(__file__).parents[1] / "notebooks/01_prepare_data.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", [])
+    names = {line.split("=")[0].strip() for line in code[0].source.splitlines() if "=" in line}
+    assert {"out_dir", "n_train", "image_size", "seed", "size", "sample_grid"} <= names
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)

@@ -143,3 +143,25 @@ def test_load_model_roundtrip(tmp_path):
     torch.testing.assert_close(loaded.encode_image(x), model.eval().encode_image(x))
     with pytest.raises(FileNotFoundError):
         DR.load_model(tmp_path / "nope.pt")
+
+
+def test_encode_texts_dedupes_and_caches():
+    model = _model("meru")
+    calls = []
+    orig = model.text_features
+
+    def counting(tokens):
+        calls.append(tokens.shape[0])
+        return orig(tokens)
+
+    model.text_features = counting
+    cache = {}
+    a = C.encode_texts(model, ["x y", "a b", "x y"], cache=cache)
+    b = C.encode_texts(model, ["a b", "new"], cache=cache)
+    assert calls == [2, 1]
+    torch.testing.assert_close(a[0], a[2])
+    torch.testing.assert_close(a[1], b[0])
+    model.text_features = orig
+    with torch.no_grad():
+        want = model.eval().encode_text(model.tokenize(["x y", "a b", "x y"]))
+    torch.testing.assert_close(a, want, rtol=1e-5, atol=1e-6)

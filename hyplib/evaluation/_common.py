@@ -313,9 +313,21 @@ def encode_images(model, images: np.ndarray, *, batch_size: int = 128) -> Tensor
     return lift(model, image_features(model, images, batch_size=batch_size), "image")
 
 
-def encode_texts(model, texts: Sequence[str], *, batch_size: int = 256) -> Tensor:
-    """Lifted text embeddings (N, D) on CPU."""
-    return lift(model, text_features(model, texts, batch_size=batch_size), "text")
+def encode_texts(model, texts: Sequence[str], *, batch_size: int = 256, cache: dict | None = None) -> Tensor:
+    """Lifted text embeddings (N, D) on CPU.
+
+    Each distinct string is encoded once (benchmarks repeat generic captions); with
+    ``cache`` (a dict string -> (D,) embedding, kept by the caller) also once across calls.
+    """
+    texts = [str(t) for t in texts]
+    cache = {} if cache is None else cache
+    todo = list(dict.fromkeys(t for t in texts if t not in cache))
+    if todo:
+        emb = lift(model, text_features(model, todo, batch_size=batch_size), "text")
+        cache.update(zip(todo, emb))
+    if not texts:
+        return torch.zeros(0, 0)
+    return torch.stack([cache[t] for t in texts])
 
 
 def embeddings(source, key: str, encode) -> Tensor:

@@ -186,10 +186,12 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
             cache[ck] = C.encode_images(model, bench(name)[key], batch_size=batch_size)
         return cache[ck]
 
+    text_cache: dict = {}  # string -> embedding, shared by every benchmark
+
     def texts(name: str, key: str, strings):
         ck = f"_emb/{name}/{key}"
         if ck not in cache:
-            cache[ck] = C.encode_texts(model, strings, batch_size=2 * batch_size)
+            cache[ck] = C.encode_texts(model, strings, batch_size=2 * batch_size, cache=text_cache)
         return cache[ck]
 
     kw = {"method": method, "curv": curv}

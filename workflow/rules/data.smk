@@ -12,7 +12,8 @@ rule prepare_data:
     params:
         b64=lambda wildcards, output, threads: nb_params(
             "notebooks/01_prepare_data.ipynb",
-            {"out_dir": DATA, "size": config["size"], "data": config["data"],
+            {"out_dir": DATA, "size": config["size"], "n_train": config["data"]["n_train"],
+             "image_size": config["data"]["image_size"], "seed": config["data"]["seed"],
              "sample_grid": output.grid, "workers": threads},),
     shell:
         PAPERMILL + " {input.notebook} {log} -b {params.b64}"

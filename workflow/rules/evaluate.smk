@@ -2,6 +2,7 @@ rule evaluate:
     input:
         notebook="notebooks/03_evaluate.ipynb",
         checkpoint="results/train/{run}/final.pt",
+        log_jsonl="results/train/{run}/log.jsonl",
         manifest=f"{DATA}/manifest.json",
     output:
         metrics="results/eval/{run}/metrics.json",
@@ -12,11 +13,11 @@ rule evaluate:
     resources:
         mem_mb=res("eval")["mem_mb"], runtime=res("eval")["runtime"], gpu=res("eval")["gpu"],
     params:
-        b64=lambda wildcards, input, output: nb_params(
+        b64=lambda wildcards, input, output, threads: nb_params(
             "notebooks/03_evaluate.ipynb",
             {"checkpoint": input.checkpoint, "bench_dir": BENCH, "out_json": output.metrics,
              "out_npz": output.embeddings, "device": config["train"]["device"],
-             "seed": RUNS[wildcards.run]["seed"]},),
+             "seed": RUNS[wildcards.run]["seed"], "log_path": input.log_jsonl, "threads": threads},),
     wildcard_constraints:
         run="|".join(re.escape(r) for r in RUNS) or "none",
     shell:

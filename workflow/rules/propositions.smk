@@ -11,6 +11,7 @@ rule propositions:
     params:
         b64=lambda wildcards, output: nb_params(
             "notebooks/04_propositions.ipynb",
-            {"out_json": output.json, "fig_dir": "results/figures/propositions", "size": config["size"]},),
+            {"output_json": output.json, "figure_dir": "results/figures/propositions",
+             "quick": config["size"] == "quick", "seed": 0},),
     shell:
         PAPERMILL + " {input.notebook} {log} -b {params.b64}"

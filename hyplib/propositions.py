@@ -78,7 +78,7 @@ def atmg_prop1(ns=(2, 3, 5, 8), radii=(0.5, 1.0, 2.0), norms=(0.3, 1.0, 3.0), *,
     for n in ns:
         start, end = _spread_on_circle(x, r, n, curv=curv, steps=steps, lr=lr, gen=gen, min_radius=min_radius)
         phi0, phi = (lorentz.exterior_angle(x[:, None], y, curv=curv) for y in (start, end))
-        total = lorentz.pairwise_dist(end, end, curv=curv).sum((-1, -2)) / 2
+        total = lorentz.pairwise_dist(end, end, curv=curv).triu(1).sum((-1, -2))
         theta = plotting.polar_coords(x[:, None], end, curv=curv)[1].sort(-1).values
         gaps = torch.diff(theta, dim=-1, append=theta[:, :1] + 2 * math.pi)
         for b, (rb, nb) in enumerate(configs):
@@ -141,19 +141,23 @@ def _in_cone_region(x, y, d_max, *, curv, min_radius):
 
 
 def _mc_polar(x, d_max, n, gen, *, curv, min_radius):
-    """Area estimate from points uniform (in hyperbolic area) on the disk ``B(x, d_max)``.
+    """Area estimate from points uniform (in hyperbolic area) on a sector of ``B(x, d_max)``.
 
-    ``theta ~ U(-pi, pi)``; ``rho`` has density ``sinh(sqrt(c) rho)``, sampled by inverting
-    ``F(rho) = (cosh(sqrt(c) rho) - 1) / (cosh(sqrt(c) d_max) - 1)``. The membership test uses
-    the exterior angle of :mod:`hyplib.lorentz`, not ``theta``. Returns (estimate, points).
+    ``theta ~ U(-w, w)`` with the window ``w = min(pi, 2 omega)``, twice the cone, so that half
+    the samples must be rejected; ``rho`` has density ``sinh(sqrt(c) rho)``, sampled by
+    inverting ``F(rho) = (cosh(sqrt(c) rho) - 1) / (cosh(sqrt(c) d_max) - 1)``. Membership is
+    decided by :mod:`hyplib.lorentz`'s distance and exterior angle, not by ``theta``.
+    Returns (estimate, points, inside mask).
     """
     sc = math.sqrt(curv)
+    window = min(math.pi, 2.0 * lorentz.half_aperture(x, curv=curv, min_radius=min_radius).item())
     u, v = torch.rand(2, n, generator=gen, dtype=F64)
     rho = torch.acosh(1.0 + u * (math.cosh(sc * d_max) - 1.0)) / sc
-    y = polar_point(x, rho, (2 * v - 1) * math.pi, curv=curv)
+    y = polar_point(x, rho, (2 * v - 1) * window, curv=curv)
+    # Tolerance on d_max: rho = d_max exactly must not be lost to rounding in dist.
     inside = _in_cone_region(x, y, d_max * (1 + 1e-12), curv=curv, min_radius=min_radius)
-    disk = 2 * math.pi * (math.cosh(sc * d_max) - 1.0) / curv
-    return disk * inside.double().mean().item(), y, inside
+    sector = 2 * window * (math.cosh(sc * d_max) - 1.0) / curv
+    return sector * inside.double().mean().item(), y, inside
 
 
 def _mc_chart(x, d_max, n, gen, *, curv, min_radius):
@@ -184,7 +188,8 @@ def atmg_prop2(d_maxs=(0.5, 1.0, 2.0, 3.0, 4.0), norms=(0.5, 2.0), *, curv=1.0, 
     """ATMG Prop. 2: the in-cone area within ``d_max`` is ``2 omega (cosh(sqrt(c) d_max) - 1) / c``.
 
     The region is ``{y : d(x, y) <= d_max and phi(x, y) <= omega(x)}``. Two Monte Carlo
-    estimates per ``(|x|, d_max)``: uniform sampling of the disk in geodesic polar coordinates,
+    estimates per ``(|x|, d_max)``: uniform sampling of a sector of the disk (twice the cone's
+    angle) in geodesic polar coordinates,
     and importance sampling in the Poincare chart; both are compared with the formula.
     The area falls at least like ``exp(-sqrt(c) Delta)`` as ``d_max`` shrinks by ``Delta``
     (the log-slope between the two largest ``d_max`` is reported; it exceeds ``sqrt(c)``).
@@ -202,7 +207,7 @@ def atmg_prop2(d_maxs=(0.5, 1.0, 2.0, 3.0, 4.0), norms=(0.5, 2.0), *, curv=1.0, 
                      "rel_err_chart": abs(chart - exact) / exact,
                      "ratio_to_largest": exact / cone_area(omega, max(d_maxs), curv=curv)})
         if sample is None and d_max == sorted(d_maxs)[len(d_maxs) // 2]:
-            sample = (x, y[:3000], inside[:3000], d_max)
+            sample = (x, y[:2000], inside[:2000], d_max)
     # Log-slope of the area between the two largest radii: sqrt(c) coth(sqrt(c) d / 2) > sqrt(c),
     # tending to sqrt(c) -- the area shrinks at least like exp(-sqrt(c) * decrease of d_max).
     (a, b) = sorted((r for r in rows if r["x_norm"] == norms[0]), key=lambda r: r["d_max"])[-2:]
@@ -225,7 +230,7 @@ def _prop2_figure(rows, sample, *, curv, min_radius):
     plotting.plot_points(ax, y[inside], curv, s=1, color=COLORS["image"], zorder=2)
     plotting.plot_cone(ax, x, curv, min_radius, fill=False)
     plotting.plot_points(ax, x, curv, color=COLORS["root"], marker="s", s=14)
-    ax.set_title(f"samples in B(x, {d_max:g}); in-cone in colour", fontsize=9)
+    ax.set_title(f"samples in a sector of B(x, {d_max:g});\nin-cone region in colour", fontsize=9)
     for norm in sorted({r["x_norm"] for r in rows}):
         sub = [r for r in rows if r["x_norm"] == norm]
         d = np.linspace(min(r["d_max"] for r in sub), max(r["d_max"] for r in sub), 100)
@@ -440,7 +445,7 @@ def _best_single_space(ham, dim, *, curv, restarts, steps, lr, temperature, gen)
     return best, best_d
 
 
-def phyclip_boolean_lattice(ns=(2, 3, 4), *, curv=1.0, factor_dim=2, restarts=6, steps=600, lr=0.05,
+def phyclip_boolean_lattice(ns=(2, 3, 4), *, curv=1.0, factor_dim=2, restarts=4, steps=600, lr=0.05,
                             temperature=0.02, seed=0):
     """PHyCLIP: the Boolean lattice ``{0,1}^n`` (Hamming) embeds isometrically in an l1 product.
 

@@ -1,7 +1,6 @@
 """Figure functions on small synthetic inputs, their inputs prepared from synthetic run folders,
 and the figure notebooks' contract with the workflow (parameters, captions, generator)."""
-import subprocess
-import sys
+import importlib.util
 from pathlib import Path
 
 import matplotlib
@@ -151,7 +150,7 @@ def test_savefig_writes_pdf_and_png(tmp_path):
 def synthetic_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     synthetic.write_bench(root / "bench")
-    specs = synthetic.write_runs(root, checkpoints=True, methods_with_checkpoints=("meru", "clip"))
+    specs = synthetic.write_runs(root, checkpoints=True, methods_with_checkpoints=("meru", "clip"), embeddings=False)
     return specs, root / "bench"
 
 
@@ -178,6 +177,19 @@ def test_checkpoint_recomputation(synthetic_runs):
                           bench)["points"]
     assert list(pts) == ["MERU"]
     assert pts["MERU"]["image"].shape[1] == 2 and len(pts["MERU"]["cones"]) == 3
+
+
+def test_embedding_samples_from_the_evaluation_arrays(tmp_path):
+    """With the evaluation's ``emb_*`` samples no checkpoint is needed (none exists here)."""
+    synthetic.write_bench(tmp_path / "bench")
+    specs = synthetic.write_runs(tmp_path, checkpoints=False)
+    runs = figures.load_runs(wf.runs_for_figure(specs, "distance_to_root"))
+    inputs = figures.prepare("distance_to_root", runs, tmp_path / "bench")
+    assert inputs["units"]["CLIP"].startswith("angle") and len(inputs["radii"]["CLIP"]["text"]) == 16
+    runs = figures.load_runs(wf.runs_for_figure(specs, "poincare_embeddings"))
+    pts = figures.prepare("poincare_embeddings", runs, tmp_path / "bench")["points"]
+    assert sorted(pts) == ["ATMG", "HyCoCLIP", "MERU"]
+    assert pts["MERU"]["image"].shape == (8, 2) and pts["MERU"]["text"].shape == (16, 2)
 
 
 def test_h2_projection_keeps_distance_to_root():
@@ -218,6 +230,9 @@ def test_tables_notebook_parameters():
 
 def test_generated_files_are_up_to_date():
     """Notebooks and captions equal what the generator writes (no outputs, fixed cell ids)."""
-    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_figure_notebooks.py"), "--check"],
-                         capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout + res.stderr
+    spec = importlib.util.spec_from_file_location("make_figure_notebooks", ROOT / "scripts" / "make_figure_notebooks.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    stale = [str(p.relative_to(ROOT)) for p, text in gen.outputs().items() if not p.is_file() or p.read_text() != text]
+    assert not stale, f"regenerate with `python scripts/make_figure_notebooks.py`: {stale}"
+    assert gen.rst_escape("|x| *a*") == "\\|x\\| \\*a\\*"

@@ -74,13 +74,31 @@ def _radii(group: list[Run], kinds, bench_dir) -> dict[str, np.ndarray]:
     return out
 
 
+def _sample_embeddings(group: list[Run], bench_dir, max_images: int = 200) -> dict | None:
+    """Image and caption embeddings of the retrieval benchmark for the first run of ``group``:
+    the evaluation's samples (``emb_image``, ``emb_text``, ``curv`` in its arrays) when present,
+    else encoded from the first checkpoint. Keys as :func:`hyplib.figures.embed.encode_retrieval`."""
+    for run in group:
+        a = run.arrays
+        if {"emb_image", "emb_text"} <= set(a):
+            n = min(max_images, len(a["emb_image"]))
+            cap_img = np.asarray(load_benchmark(bench_dir, "retrieval")["caption_image"])[:len(a["emb_text"])]
+            keep = np.flatnonzero(cap_img < n)
+            return {"image": torch.as_tensor(a["emb_image"][:n]), "text": torch.as_tensor(a["emb_text"][keep]),
+                    "caption_image": cap_img[keep], "curv": torch.as_tensor(np.asarray(a.get("curv", 1.0))),
+                    "run": run}
+    run, model, _ = _first_model(group)
+    if model is None:
+        return None
+    return {**embed.encode_retrieval(model, bench_dir, max_images=max_images), "run": run}
+
+
 def distance_to_root(runs, bench_dir) -> dict:
     radii, units = {}, {}
     for label, group in group_by_config(_main(runs, ["meru", "clip"])).items():
         if group[0].method == "clip":
-            run, model, _ = _first_model(group)
-            if model is not None:
-                enc = embed.encode_retrieval(model, bench_dir)
+            enc = _sample_embeddings(group, bench_dir, max_images=10**9)
+            if enc is not None:
                 r_i, r_t = embed.sphere_root_distance(enc["image"], enc["text"])
                 radii[label], units[label] = {"image": r_i, "text": r_t}, "angle to embedding centroid (rad)"
                 continue
@@ -182,10 +200,9 @@ def _pick_cones(text2: np.ndarray, caption_image: np.ndarray, n: int, curv: floa
 def poincare_embeddings(runs, bench_dir, *, n_cones: int = 3, max_images: int = 150) -> dict:
     points = {}
     for label, group in group_by_config(_main(runs, ["meru", "hycoclip", "atmg", "argent"])).items():
-        run, model, method = _first_model(group)
-        if model is None or method.geometry != "lorentz":
-            continue
-        enc = embed.encode_retrieval(model, bench_dir, max_images=max_images)
+        enc = _sample_embeddings(group, bench_dir, max_images=max_images)
+        if enc is None or enc["curv"].numel() != 1 or settings(enc["run"]).get("k") is not None:
+            continue  # lorentz methods only (one curvature)
         c = float(enc["curv"])
         img2, txt2 = embed.h2_projection(enc["image"], enc["text"], curv=c)
         cones = _pick_cones(txt2, enc["caption_image"], n_cones, c)

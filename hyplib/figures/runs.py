@@ -189,13 +189,14 @@ def settings(run: Run) -> dict:
 
 
 def load_model(run: Run):
-    """``(model, method)`` from ``run.train_dir/final.pt`` on the CPU, or ``(None, None)`` if absent."""
+    """``(model, method)`` from ``run.train_dir/final.pt`` on the CPU (eval mode), or ``(None, None)``
+    if the run has no final checkpoint. Uses :func:`hyplib.evaluation.load_model`, as the evaluation does."""
     if run.train_dir is None or not (run.train_dir / "final.pt").is_file():
         return None, None
-    from hyplib.train import load_trained
+    from hyplib.evaluation import load_model as _load
 
-    model, method, _ = load_trained(run.train_dir / "final.pt")
-    return model, method
+    model, _ = _load(run.train_dir / "final.pt", device="cpu")
+    return model, model.method
 
 
 def finite(x) -> bool:

@@ -117,7 +117,7 @@ def _metrics(spec: dict, rng) -> dict:
     return out
 
 
-def _arrays(spec: dict, rng) -> dict:
+def _arrays(spec: dict, rng, embeddings: bool = True) -> dict:
     m = spec["method"]
     text_r, image_r = (0.15, 1.2) if m != "clip" else (1.0, 1.0)
     out = {"radius_image": np.abs(rng.normal(image_r, 0.1 * (m != "clip"), 40)),
@@ -127,7 +127,25 @@ def _arrays(spec: dict, rng) -> dict:
            "eig_text": np.sort(rng.exponential(1.0, EMBED_DIM))[::-1] ** 3}
     if m != "clip":
         out["traversal_idx"] = np.sort(rng.integers(0, 32, size=(4, 6)), axis=1)[:, ::-1].copy()
+    if embeddings and m != "phyclip":
+        out.update(_embedding_sample(m, rng))
     return out
+
+
+def _embedding_sample(method: str, rng, n: int = 8) -> dict:
+    """``emb_image`` (n, D), ``emb_text`` (2n, D), ``curv``: the evaluation's embedding samples
+    (unit vectors for CLIP, Lorentz space parts with texts nearer the root otherwise)."""
+    import torch
+
+    from hyplib import lorentz
+
+    img, txt = rng.normal(size=(n, EMBED_DIM)), rng.normal(size=(2 * n, EMBED_DIM))
+    if method == "clip":
+        unit = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)  # noqa: E731
+        return {"emb_image": unit(img), "emb_text": unit(txt), "curv": np.array(1.0)}
+    lift = lambda v, r: lorentz.expmap0(torch.as_tensor(r * v / np.linalg.norm(v, axis=1, keepdims=True)),  # noqa: E731
+                                        curv=1.0).numpy()
+    return {"emb_image": lift(img, 1.5), "emb_text": lift(txt, 0.7), "curv": np.array(1.0)}
 
 
 def _log_lines(spec: dict, steps: int) -> list[dict]:
@@ -171,8 +189,13 @@ def _checkpoint(spec: dict, path: Path) -> None:
 
 
 def write_runs(root, *, seeds=(0, 1), steps: int = 20, checkpoints: bool = True, seed: int = 0,
-               methods_with_checkpoints=("clip", "meru", "hycoclip", "atmg", "argent", "phyclip")) -> list[dict]:
-    """Write synthetic run folders under ``root/train/<run>`` and ``root/eval/<run>``; returns specs."""
+               methods_with_checkpoints=("clip", "meru", "hycoclip", "atmg", "argent", "phyclip"),
+               embeddings: bool = True) -> list[dict]:
+    """Write synthetic run folders under ``root/train/<run>`` and ``root/eval/<run>``; returns specs.
+
+    ``embeddings``: include the embedding samples (``emb_image``, ``emb_text``, ``curv``) in
+    ``embeddings.npz`` as the evaluation does; without them figures fall back to checkpoints.
+    """
     from hyplib.evaluation import write_metrics
 
     rng = np.random.default_rng(seed)
@@ -185,7 +208,7 @@ def write_runs(root, *, seeds=(0, 1), steps: int = 20, checkpoints: bool = True,
         spec["train_dir"], spec["eval_dir"] = str(train_dir), str(eval_dir)
         write_metrics(eval_dir / "metrics.json", _metrics(spec, rng),
                       {"method": spec["method"], "method_overrides": _method_overrides(spec)}, spec["seed"])
-        np.savez(eval_dir / "embeddings.npz", **_arrays(spec, rng))
+        np.savez(eval_dir / "embeddings.npz", **_arrays(spec, rng, embeddings))
         (train_dir / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _log_lines(spec, steps)))
         wanted = spec["variant"] == "base" or spec["method"] == "phyclip"
         if checkpoints and wanted and spec["method"] in methods_with_checkpoints:

@@ -28,7 +28,8 @@ def make_embeddings(method, batch: int, dim: int, seed: int = 0) -> Embeddings:
         lifted = [method.lift(torch.randn(batch, dim, generator=g), alpha=alpha, curv=curv) for _ in range(4)]
     lifted = [x.requires_grad_() for x in lifted]
     boxes = lifted[2:] if method.uses_boxes else []
-    return Embeddings(lifted[0], lifted[1], curv.requires_grad_(), torch.tensor(1 / 0.07, requires_grad=True), *boxes)
+    scale = torch.tensor(1 / 0.07, requires_grad=True)
+    return Embeddings(lifted[0], lifted[1], curv.requires_grad_(), scale, *boxes)
 
 
 def time_objective(method, emb: Embeddings, reps: int) -> float:

@@ -80,7 +80,8 @@ def tower_configs(model_cfg: dict, embed_dim: int) -> tuple[CLIPVisionCfg, CLIPT
                            head_width=cfg["vision_width"] // cfg["vision_heads"],
                            patch_size=cfg["patch_size"], image_size=cfg["image_size"])
     text = CLIPTextCfg(context_length=cfg["context_length"], vocab_size=VOCAB_SIZE, width=cfg["text_width"],
-                       heads=cfg["text_heads"], layers=cfg["text_layers"], proj_type="linear", proj_bias=False)
+                       heads=cfg["text_heads"], layers=cfg["text_layers"], proj_type="linear",
+                       proj_bias=False)
     return vision, text
 
 
@@ -104,7 +105,8 @@ class HypVLM(nn.Module):
         self.tokenizer = open_clip.SimpleTokenizer(context_length=self.context_length)
         cfg = method.defaults
 
-        self._scalar("log_logit_scale", torch.tensor(math.log(cfg["logit_scale_init"])), cfg["learn_logit_scale"])
+        self._scalar("log_logit_scale", torch.tensor(math.log(cfg["logit_scale_init"])),
+                     cfg["learn_logit_scale"])
         self._log_scale_max = math.log(cfg["logit_scale_max"])
 
         self._has_alpha = self.space.alpha_shape is not None
@@ -150,7 +152,8 @@ class HypVLM(nn.Module):
         if not self._has_alpha:
             return {}
         # Matches clamp_parameters_: alpha <= 1 so expmap0's argument cannot grow unchecked.
-        return {m: getattr(self, f"log_alpha_{m}").clamp(max=self._log_alpha_max).exp() for m in ("image", "text")}
+        return {m: getattr(self, f"log_alpha_{m}").clamp(max=self._log_alpha_max).exp()
+                for m in ("image", "text")}
 
     @torch.no_grad()
     def clamp_parameters_(self) -> None:
@@ -235,7 +238,8 @@ def build_model(model_cfg: dict, method: Method) -> HypVLM:
     embed_dim = int(model_cfg.get("embed_dim", method.defaults["embed_dim"]))
     factors = getattr(method.space, "k", None)
     if factors is not None and embed_dim != method.defaults["embed_dim"]:
-        raise ValueError(f"{method.name}: model embed_dim={embed_dim} must equal k*d={method.defaults['embed_dim']}")
+        raise ValueError(f"{method.name}: model embed_dim={embed_dim} must equal "
+                         f"k*d={method.defaults['embed_dim']}")
     vision, text = tower_configs(model_cfg, embed_dim)
     return HypVLM(vision, text, embed_dim, method)
 

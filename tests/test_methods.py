@@ -114,6 +114,11 @@ def test_registry_errors_name_offender_and_choices():
         methods.get("atmg", variant="tweet")
     with pytest.raises(ValueError, match=r"entail_weigth.*entail_weight"):
         methods.get("meru", entail_weigth=0.1)
+    with pytest.raises(ValueError, match=r"\['curv_clamp'\].*'clip'"):
+        methods.get("clip", curv_clamp=(0.1, 1.0))
+    assert methods.get("meru", curv_clamp=[0.5, 2.0]).defaults["curv_clamp"] == (0.5, 2.0)
+    with pytest.raises(ValueError, match=r"curv_clamp.*curv_init"):
+        methods.get("meru", curv_clamp=(2.0, 3.0))
     with pytest.raises(ValueError, match=r"'nope'.*exp.*linear.*tanh"):
         methods.get("argent", weight_fn="nope")
     with pytest.raises(ValueError, match=r"'cos'.*distance.*inner_sum"):

@@ -32,7 +32,8 @@ from hyplib import lorentz
 from hyplib.methods.base import Embeddings, Method, log_terms
 from hyplib.methods.terms import HIERARCHY_PAIRS, hierarchical_contrastive, hierarchical_entailment
 
-__all__ = ["ARGENT", "WEIGHT_FUNCTIONS", "adaptive_weight", "adaptive_entailment", "chordal_dist", "norm_regulariser"]
+__all__ = ["ARGENT", "WEIGHT_FUNCTIONS", "adaptive_weight", "adaptive_entailment", "chordal_dist",
+           "norm_regulariser"]
 
 
 def _exp_weight(d: Tensor, sigma: float) -> Tensor:
@@ -72,7 +73,8 @@ def chordal_dist(x: Tensor, y: Tensor, *, curv) -> Tensor:
     """
     c = torch.as_tensor(curv, dtype=x.dtype, device=x.device)
     diff = x - y
-    dt = (diff * (x + y)).sum(-1) / (lorentz.time_component(x, curv=curv) + lorentz.time_component(y, curv=curv))
+    time_sum = lorentz.time_component(x, curv=curv) + lorentz.time_component(y, curv=curv)
+    dt = (diff * (x + y)).sum(-1) / time_sum
     # The difference of two hyperboloid points is spacelike; rounding can make it slightly not.
     sq = torch.clamp((diff * diff).sum(-1) - dt * dt, min=0.0)
     return 2.0 * torch.asinh(0.5 * c.sqrt() * sq.sqrt()) / c.sqrt()
@@ -148,7 +150,8 @@ class ARGENT(Method):
             p, c, curv=curv, sigma=sigma[kind], fn=cfg["weight_fn"]))
         parent_keys = list(dict.fromkeys(p for p, _, _ in HIERARCHY_PAIRS))
         parents = torch.cat([getattr(emb, k) for k in parent_keys])
-        norm_reg = norm_regulariser(parents, curv=curv, min_radius=cfg["min_radius"], margin=cfg["norm_margin"])
+        norm_reg = norm_regulariser(parents, curv=curv, min_radius=cfg["min_radius"],
+                                    margin=cfg["norm_margin"])
         loss = (contrastive["contrastive"] + cfg["entail_weight"] * entail["entailment"]
                 + cfg["norm_weight"] * norm_reg)
         return {"loss": loss, "logs": log_terms(**contrastive, **entail, norm_regulariser=norm_reg)}

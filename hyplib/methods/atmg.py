@@ -145,7 +145,8 @@ class ATMG(Method):
         Zero-shot averages these over a class's prompts (the evaluator's job), which gives the
         papers' "min mean phi(T, I)" / "max mean phi(I, T)".
 
-        .. math:: \\phi(x, y) = \\arccos\\frac{y_t + c\\langle x,y\\rangle_L x_t}{|x|\\sqrt{(c\\langle x,y\\rangle_L)^2 - 1}}
+        .. math:: \\phi(x, y) = \\arccos\\frac{y_t + c\\langle x,y\\rangle_L x_t}
+                  {|x|\\sqrt{(c\\langle x,y\\rangle_L)^2 - 1}}
         """
         return _IMPLEMENTATIONS[self.defaults["variant"]][1](image, text, curv)
 

@@ -79,11 +79,12 @@ class Method:
 
     def __init__(self, **overrides):
         base = {**COMMON_DEFAULTS, **self.PAPER_DEFAULTS}
-        unknown = sorted(set(overrides) - set(base) - {"curv_clamp"})
+        # curv_clamp is derived from curv_init unless given, so it is valid wherever curvature is.
+        valid = set(base) | ({"curv_clamp"} if "curv_init" in base else set())
+        unknown = sorted(set(overrides) - valid)
         if unknown:
             raise ValueError(
-                f"unknown override key(s) {unknown} for method {self.name!r}; valid keys: "
-                f"{sorted(set(base) | {'curv_clamp'})}"
+                f"unknown override key(s) {unknown} for method {self.name!r}; valid keys: {sorted(valid)}"
             )
         if self.VARIANTS:
             variant = overrides.get("variant", base["variant"])
@@ -97,6 +98,8 @@ class Method:
         if "curv_init" in cfg and "curv_clamp" not in overrides:
             ratio = cfg["curv_clamp_ratio"]
             cfg["curv_clamp"] = (cfg["curv_init"] / ratio, cfg["curv_init"] * ratio)
+        elif "curv_clamp" in cfg:
+            cfg["curv_clamp"] = tuple(cfg["curv_clamp"])  # YAML gives lists
         self.defaults = self._resolve(cfg, overrides)
         self._validate()
         self.space: Space = make_space(self.geometry, self.defaults)

@@ -16,7 +16,8 @@ class HyCoCLIP(Method):
     .. math:: h_{CC} = \\tfrac14[CE(I\\to T) + CE(T\\to I) + CE(I_{box}\\to T) + CE(T_{box}\\to I)]
     .. math:: h_{CE} = \\tfrac12[E(T,I;\\eta_e) + E(T_{box},I_{box};\\eta_e) + E(I_{box},I;\\eta_a)
               + E(T_{box},T;\\eta_a)]
-    .. math:: L = h_{CC} + \\gamma\\,h_{CE},\\quad E(p,q;\\eta) = \\mathrm{mean}\\max(0, \\phi(p,q) - \\eta\\,\\omega(p))
+    .. math:: L = h_{CC} + \\gamma\\,h_{CE},\\quad
+              E(p,q;\\eta) = \\mathrm{mean}\\max(0, \\phi(p,q) - \\eta\\,\\omega(p))
 
     Logits are ``-s d(query, candidate)``; boxes are queries against full texts/images, never
     candidates. Defaults: ``eta_inter = 0.7`` (cross-modal pairs), ``eta_intra = 1.2``

@@ -75,7 +75,8 @@ class PHyCLIP(Method):
         if self.defaults["score"] not in SCORES:
             raise ValueError(f"phyclip: unknown score {self.defaults['score']!r}; valid: {sorted(SCORES)}")
         if self.defaults["how"] not in product.COMBINATIONS:
-            raise ValueError(f"phyclip: unknown how {self.defaults['how']!r}; valid: {list(product.COMBINATIONS)}")
+            raise ValueError(f"phyclip: unknown how {self.defaults['how']!r}; "
+                             f"valid: {list(product.COMBINATIONS)}")
 
     def loss(self, emb: Embeddings) -> dict:
         """Args: ``emb`` with image, text, image_box, text_box (B, k*d) and ``curv`` (k,)."""

@@ -25,7 +25,7 @@ from hyplib.training import checkpoint as ckpt
 from hyplib.training.config import ConfigError, resolve_config
 from hyplib.training.loop import Components, NonFiniteLossError, ResumeConfigError, fit
 
-__all__ = ["train", "load_trained", "build_components", "main", "NonFiniteLossError", "ResumeConfigError",
+__all__ = ["train", "load_trained", "build_components", "split_overrides", "main", "NonFiniteLossError", "ResumeConfigError",
            "ConfigError"]
 
 
@@ -50,6 +50,19 @@ def build_components(cfg: dict) -> Components:
 
     return Components(method=method, build_model=lambda: models.build_model(cfg["model"], method),
                       param_groups=models.param_groups, make_loader=loader)
+
+
+def split_overrides(overrides: dict | None) -> tuple[dict, dict]:
+    """Split one overrides dict into ``(run-config overrides, method overrides)``.
+
+    Dotted keys (``"train.steps"``, ``"model.vision_layers"``) address the run configuration;
+    every other key (``"curv_init"``, ``"k"``) is a method override (method keys have no dots).
+    This is how the notebook's single ``overrides`` parameter carries both.
+    """
+    run, method = {}, {}
+    for key, value in (overrides or {}).items():
+        (run if "." in str(key) else method)[key] = value
+    return run, method
 
 
 def train(config, run_dir, *, overrides=None, stop_after: int | None = None) -> dict:

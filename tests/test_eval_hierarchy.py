@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 
 from hyplib.evaluation import hierarchy as H
 from hyplib.tree import Tree
@@ -110,10 +111,24 @@ def test_evaluate_hierarchy_maps_class_ids(tree):
     class_ids = ["c1", "a1", "b1", "a2"]  # permuted order
     pred_class = np.array([3, 0])  # a2, c1
     labels = np.array([1, 2])  # a1, b1
-    out = H.evaluate_hierarchy(pred_class, labels, class_ids, tree, modes=("reference",))
+    out = H.hierarchy_from_predictions(pred_class, labels, class_ids, tree, modes=("reference",))
     # (a2 | a1): TIE 2;  (c1 | b1): TIE 3
     assert out["reference/TIE"] == pytest.approx(2.5)
     assert out["reference/LCA"] == pytest.approx((1 + 2) / 2)
+    # The same through evaluate_hierarchy on precomputed embeddings: images sit on their
+    # predicted class's direction, so the top-1 predictions are a2 and c1.
+    from hyplib import methods as M
+
+    dirs = torch.eye(4, dtype=torch.float64)
+    classes = 0.5 * dirs
+    images = 2.0 * dirs[[3, 0]]
+    bench = {"labels": labels, "class_ids": class_ids, "classnames": class_ids}
+    got = H.evaluate_hierarchy({"image": images, "classes": classes, "curv": 1.0}, bench, tree=tree,
+                               method=M.get("meru"), modes=("reference",))
+    assert got == pytest.approx(out)
+    with pytest.raises(ValueError, match="cow"):
+        H.evaluate_hierarchy({"image": images, "classes": classes, "curv": 1.0},
+                             {**bench, "class_ids": ["c1", "a1", "b1", "cow"]}, tree=tree, method=M.get("meru"))
 
 
 def test_class_tree_mismatch_names_ids(tree):

@@ -132,6 +132,14 @@ def test_evaluate_pep_constructed_cones():
     prod = M.get("phyclip", k=4, d=4)
     with pytest.raises(ValueError, match="not divisible"):
         P.evaluate_pep({"image": image, "text": text, "curv": torch.ones(4)}, bench, method=prod)
+    wide = torch.cat([image, image[:, :2]], 1)  # D = 8: divisible by k = 4 but not k*d = 16
+    with pytest.raises(ValueError, match="k\\*d"):
+        P.evaluate_pep({"image": wide, "text": wide, "curv": torch.ones(4)}, bench, method=prod)
+    x16 = torch.zeros(8, 16, dtype=torch.float64)
+    with pytest.raises(ValueError, match="curvature"):
+        P.evaluate_pep({"image": x16, "text": x16, "curv": torch.ones(3)}, bench, method=prod)
+    with pytest.raises(ValueError, match="product embeddings passed"):
+        P.evaluate_pep({"image": image, "text": text, "curv": torch.ones(4)}, bench, method=method)
 
 
 def test_pep_product_factors_average():

@@ -120,6 +120,9 @@ def check_embeddings(x: Tensor, method, curv: Tensor, name: str = "embeddings") 
         if x.shape[1] % k != 0:
             raise ValueError(f"{name} have last dim {x.shape[1]}, not divisible by the product method's "
                              f"k={k} factors")
+        d = getattr(getattr(method, "space", None), "d", None)
+        if d is not None and x.shape[1] != k * d:
+            raise ValueError(f"{name} have last dim {x.shape[1]} but the product method has k*d = {k}*{d} = {k * d}")
         if curv.numel() not in (1, k):
             raise ValueError(f"product method with k={k} needs a scalar or ({k},) curvature, got shape "
                              f"{tuple(curv.shape)}")

@@ -194,6 +194,11 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
             cache[ck] = C.encode_texts(model, strings, batch_size=2 * batch_size, cache=text_cache)
         return cache[ck]
 
+    if "hierarchy" in protocols and bench("zeroshot") is not None:
+        t = tree if tree is not None else _taxonomy(bench("taxonomy"))
+        if t is not None:  # a class/tree mismatch fails before any encoding
+            _hierarchy.leaf_index_map(bench("zeroshot")["class_ids"], t)
+
     kw = {"method": method, "curv": curv}
     for proto in protocols:
         missing = [b for b in NEEDS[proto] if bench(b) is None]
@@ -228,7 +233,7 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
                         raise FileNotFoundError(f"protocol 'hierarchy': {msg}")
                     report["skipped"][proto] = msg
                     continue
-                metrics.update(_prefixed("hierarchy", _hierarchy.evaluate_hierarchy(
+                metrics.update(_prefixed("hierarchy", _hierarchy.hierarchy_from_predictions(
                     scores.argmax(1).numpy(), labels, b["class_ids"], t)))
         elif proto == "retrieval":
             b = bench("retrieval")

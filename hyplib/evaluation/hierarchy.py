@@ -23,7 +23,7 @@ to :data:`MAX_TABLE_LEAVES` leaves, per-leaf-pair tables of shared-ancestor coun
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -174,8 +174,8 @@ def leaf_index_map(class_ids: Sequence[str], tree: Tree) -> np.ndarray:
     return np.array([pos[c] for c in class_ids], dtype=np.int64)
 
 
-def evaluate_hierarchy(pred_class, labels, class_ids: Sequence[str], tree: Tree,
-                       modes: Sequence[str] = MODES) -> dict:
+def hierarchy_from_predictions(pred_class, labels, class_ids: Sequence[str], tree: Tree,
+                               modes: Sequence[str] = MODES) -> dict:
     """Hierarchical metrics of zero-shot class predictions.
 
     Args:
@@ -196,3 +196,27 @@ def evaluate_hierarchy(pred_class, labels, class_ids: Sequence[str], tree: Tree,
         for k, v in hierarchical_metrics(mapping[pc], mapping[lab], tree, mode).items():
             out[f"{mode}/{k}"] = v
     return out
+
+
+def evaluate_hierarchy(source, benchmark: Mapping, *, tree: Tree | None = None, modes: Sequence[str] = MODES,
+                       **zeroshot_kw) -> dict:
+    """Zero-shot benchmark -> hierarchical metrics of the top-1 predictions.
+
+    Args:
+        source: a model or precomputed embeddings, as for
+            :func:`hyplib.evaluation.zeroshot.zeroshot_scores` (``zeroshot_kw`` go there:
+            ``method``, ``curv``, ``score``, ``prompt_agg``, ``batch_size``).
+        benchmark: ``load_benchmark(dir, "zeroshot")`` (needs ``class_ids``).
+        tree: the taxonomy (e.g. ``Tree`` from the ``taxonomy`` benchmark or
+            ``hyplib.data.wordnet.imagenet_tree()``); default ``benchmark["tree"]``.
+    """
+    from hyplib.evaluation.zeroshot import zeroshot_scores
+
+    tree = tree if tree is not None else benchmark.get("tree")
+    if tree is None:
+        raise ValueError("evaluate_hierarchy needs the taxonomy: pass tree=... or put a Tree under benchmark['tree']")
+    if "class_ids" not in benchmark:
+        raise ValueError("the zeroshot benchmark lacks 'class_ids' (tree leaf id of each class)")
+    leaf_index_map(benchmark["class_ids"], tree)  # fail on a class/tree mismatch before encoding
+    scores, labels = zeroshot_scores(source, benchmark, **zeroshot_kw)
+    return hierarchy_from_predictions(scores.argmax(1).numpy(), labels, benchmark["class_ids"], tree, modes)

@@ -165,3 +165,16 @@ def test_encode_texts_dedupes_and_caches():
     with torch.no_grad():
         want = model.eval().encode_text(model.tokenize(["x y", "a b", "x y"]))
     torch.testing.assert_close(a, want, rtol=1e-5, atol=1e-6)
+
+
+def test_real_imagenet_layout_uses_wordnet_tree(tmp_path):
+    """A real-ImageNet zero-shot file (class ids = the 1,000 wnids, no taxonomy file): the
+    hierarchy metrics run on the WordNet tree without being given it."""
+    wordnet = pytest.importorskip("hyplib.data.wordnet")
+    wnids = wordnet.imagenet_wnids()
+    rng = np.random.default_rng(0)
+    write_benchmark(tmp_path, "zeroshot", {"images": _imgs(rng, 4), "labels": np.array([0, 1, 500, 999])},
+                    {"classnames": [f"class {i}" for i in range(1000)], "class_ids": wnids, "templates": ["{}"]})
+    out = DR.run_all(_model("meru"), tmp_path, protocols=["zeroshot", "hierarchy"])
+    assert {"hierarchy/reference/TIE", "hierarchy/corrected/LCA"} <= set(out)
+    assert 0.0 <= out["hierarchy/reference/J"] <= 1.0 and out["hierarchy/reference/TIE"] >= 0.0

@@ -146,7 +146,8 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
         bench_dir: folder of ``<name>.npz/.json`` benchmarks.
         protocols: subset of :data:`PROTOCOLS`; None = all whose benchmark is present
             (explicitly requested protocols whose benchmark is missing raise).
-        tree: taxonomy for the hierarchy metrics (default: ``bench_dir/taxonomy``).
+        tree: taxonomy for the hierarchy metrics (default: ``bench_dir/taxonomy``, or the
+            ImageNet WordNet tree when the zero-shot classes are the 1,000 ImageNet wnids).
         score: similarity variant (``"method"``, or ``"product_inner"``/``"product_dist"``).
         prompt_agg: zero-shot prompt aggregation (see :mod:`hyplib.evaluation.zeroshot`).
         chain_direction, text_direction: see :mod:`hyplib.evaluation.chains`.
@@ -195,7 +196,7 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
         return cache[ck]
 
     if "hierarchy" in protocols and bench("zeroshot") is not None:
-        t = tree if tree is not None else _taxonomy(bench("taxonomy"))
+        t = tree if tree is not None else _default_tree(bench)
         if t is not None:  # a class/tree mismatch fails before any encoding
             _hierarchy.leaf_index_map(bench("zeroshot")["class_ids"], t)
 
@@ -226,7 +227,7 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
                 arrays["zeroshot_pred"] = scores.argmax(1).numpy()
                 arrays["zeroshot_labels"] = np.asarray(labels)
             else:
-                t = tree if tree is not None else _taxonomy(bench("taxonomy"))
+                t = tree if tree is not None else _default_tree(bench)
                 if t is None:
                     msg = f"no taxonomy in {bench_dir} and no tree given"
                     if explicit:
@@ -285,6 +286,20 @@ def _taxonomy(b: dict | None) -> Tree | None:
     if b is None:
         return None
     return Tree(parent=b["parent"], names=b.get("names", {}), leaves=b.get("leaves", []))
+
+
+def _default_tree(bench) -> Tree | None:
+    """The ``taxonomy`` benchmark's tree; else, for real ImageNet (class ids = the 1,000
+    WordNet ids, no taxonomy file), ``hyplib.data.wordnet.imagenet_tree()``."""
+    t = _taxonomy(bench("taxonomy"))
+    zs = bench("zeroshot")
+    if t is None and zs is not None and len(zs.get("class_ids", [])) == 1000:
+        from hyplib.data.wordnet import imagenet_tree
+
+        wn = imagenet_tree()
+        if set(map(str, zs["class_ids"])) == set(wn.leaves):
+            return wn
+    return t
 
 
 def _hierarcaps_texts(b: dict, texts):

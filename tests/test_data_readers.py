@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hyplib.data import dataset_names, read_dataset, write_benchmark, load_benchmark
+from hyplib.data import dataset_names, load_benchmark, read_dataset, save_benchmark, write_benchmark
 from hyplib.data.shards import write_shard
 
 
@@ -42,11 +42,11 @@ def test_imagenet_folders(tmp_path):
     _img(tmp_path / "in" / "n01440764" / "a.JPEG", (10, 20, 30))
     _img(tmp_path / "in" / "n01443537" / "b.JPEG", (40, 50, 60))
     _img(tmp_path / "in" / "n01443537" / "c.JPEG", (40, 50, 60))
-    arrays, meta = read_dataset("imagenet", tmp_path / "in", image_size=16)
-    assert arrays["images"].shape == (3, 16, 16, 3) and arrays["labels"].tolist() == [0, 1, 1]
-    assert meta["class_ids"][:2] == ["n01440764", "n01443537"] and meta["classnames"][0] == "tench"
-    assert len(meta["templates"]) == 80 and all("{}" in t for t in meta["templates"])
-    write_benchmark(tmp_path / "bench", "zeroshot", arrays, meta)
+    bench = read_dataset("imagenet", tmp_path / "in", image_size=16)
+    assert bench["images"].shape == (3, 16, 16, 3) and bench["labels"].tolist() == [0, 1, 1]
+    assert bench["class_ids"][:2] == ["n01440764", "n01443537"] and bench["classnames"][0] == "tench"
+    assert len(bench["templates"]) == 80 and all("{}" in t for t in bench["templates"])
+    save_benchmark(tmp_path / "bench", "zeroshot", bench)
     assert load_benchmark(tmp_path / "bench", "zeroshot")["labels"].tolist() == [0, 1, 1]
     _img(tmp_path / "in" / "n99999999" / "z.jpg", (0, 0, 0))
     with pytest.raises(ValueError, match="n99999999"):
@@ -60,14 +60,14 @@ def test_coco_and_flickr_retrieval(tmp_path):
             "annotations": [{"image_id": 1, "caption": "one a"}, {"image_id": 2, "caption": "two a"},
                             {"image_id": 1, "caption": "one b "}]}
     (tmp_path / "captions_val2017.json").write_text(json.dumps(coco))
-    arrays, meta = read_dataset("coco", tmp_path / "captions_val2017.json", tmp_path / "val2017", image_size=8)
-    assert arrays["images"].shape == (2, 8, 8, 3)
-    assert meta["captions"] == ["one a", "one b", "two a"] and arrays["caption_image"].tolist() == [0, 0, 1]
+    bench = read_dataset("coco", tmp_path / "captions_val2017.json", tmp_path / "val2017", image_size=8)
+    assert bench["images"].shape == (2, 8, 8, 3)
+    assert bench["captions"] == ["one a", "one b", "two a"] and bench["caption_image"].tolist() == [0, 0, 1]
     karpathy = {"images": [{"filename": "1.jpg", "split": "test", "sentences": [{"raw": "s1"}, {"raw": "s2"}]},
                            {"filename": "2.jpg", "split": "train", "sentences": [{"raw": "t"}]}]}
     (tmp_path / "k.json").write_text(json.dumps(karpathy))
-    arrays, meta = read_dataset("flickr30k", tmp_path / "k.json", tmp_path / "val2017", image_size=8)
-    assert len(arrays["images"]) == 1 and meta["captions"] == ["s1", "s2"]
+    bench = read_dataset("flickr30k", tmp_path / "k.json", tmp_path / "val2017", image_size=8)
+    assert len(bench["images"]) == 1 and bench["captions"] == ["s1", "s2"]
     with pytest.raises(ValueError, match="split 'val'"):
         read_dataset("flickr30k", tmp_path / "k.json", tmp_path / "val2017", split="val")
     with pytest.raises(FileNotFoundError, match="missing.json"):
@@ -80,10 +80,10 @@ def test_sugarcrepe_json(tmp_path):
         (tmp_path / "sc" / f"{sub}.json").parent.mkdir(exist_ok=True)
         (tmp_path / "sc" / f"{sub}.json").write_text(json.dumps(
             {"0": {"filename": "x.jpg", "caption": f"pos {sub}", "negative_caption": f"neg {sub}"}}))
-    arrays, meta = read_dataset("sugarcrepe", tmp_path / "sc", tmp_path / "img", image_size=8,
+    bench = read_dataset("sugarcrepe", tmp_path / "sc", tmp_path / "img", image_size=8,
                                 subsets=("add_obj", "swap_att"))
-    assert meta["subsets"] == ["add_obj", "swap_att"] and meta["negatives"] == ["neg add_obj", "neg swap_att"]
-    assert meta["heldout"] == [False, False] and arrays["images"].shape == (2, 8, 8, 3)
+    assert bench["subsets"] == ["add_obj", "swap_att"] and bench["negatives"] == ["neg add_obj", "neg swap_att"]
+    assert bench["heldout"] == [False, False] and bench["images"].shape == (2, 8, 8, 3)
     with pytest.raises(FileNotFoundError, match="add_att"):
         read_dataset("sugarcrepe", tmp_path / "sc", tmp_path / "img")
 
@@ -95,9 +95,9 @@ def test_hierarcaps_csv(tmp_path):
         w.writerow(["id", "captions", "image_url"])
         w.writerow([0, "bird => blue bird => blue bird on branch => A blue bird sitting on a branch, in autumn",
                     "http://x/val2014/COCO_val2014_000000000001.jpg"])
-    arrays, meta = read_dataset("hierarcaps", tmp_path / "h.csv", tmp_path / "img", image_size=8)
-    assert meta["captions"] == [["bird", "blue bird", "blue bird on branch", "A blue bird sitting on a branch, in autumn"]]
-    assert arrays["images"].shape == (1, 8, 8, 3)
+    bench = read_dataset("hierarcaps", tmp_path / "h.csv", tmp_path / "img", image_size=8)
+    assert bench["captions"] == [["bird", "blue bird", "blue bird on branch", "A blue bird sitting on a branch, in autumn"]]
+    assert bench["images"].shape == (1, 8, 8, 3)
 
 
 def test_benchmark_format_checks(tmp_path):

@@ -14,6 +14,7 @@ _EXPORTS = {
     "write_benchmark": "benchmarks",
     "load_benchmark": "benchmarks",
     "list_benchmarks": "benchmarks",
+    "save_benchmark": "benchmarks",
     "generate_all": "generate",
     "GenConfig": "generate",
     "read_dataset": "readers",

@@ -77,6 +77,12 @@ def load_benchmark(dir: str | Path, name: str) -> dict:
     return out
 
 
+def save_benchmark(dir: str | Path, name: str, bench: dict) -> Path:
+    """Write a merged dict (as :func:`load_benchmark` returns): ndarrays to npz, the rest to json."""
+    arrays = {k: v for k, v in bench.items() if isinstance(v, np.ndarray)}
+    return write_benchmark(dir, name, arrays, {k: v for k, v in bench.items() if k not in arrays})
+
+
 def list_benchmarks(dir: str | Path) -> list[str]:
     """Names of the benchmarks present in ``dir`` (those with a ``.json``)."""
     return sorted(p.stem for p in Path(dir).glob("*.json") if p.stem != "manifest")

@@ -1,6 +1,7 @@
 """Readers for real data, returning the benchmark dicts of :mod:`hyplib.data.benchmarks`.
 
-Registry (:func:`read_dataset`, :func:`dataset_names`):
+Registry (:func:`read_dataset`, :func:`dataset_names`); the ``read_*`` functions themselves
+return ``(arrays, meta)`` for :func:`~hyplib.data.benchmarks.write_benchmark`:
     ``cc3m``, ``redcaps``   image-caption webdataset shards -> iterator of :class:`Sample`
     ``grit``                GRIT shards (``noun_chunks``/``ref_exps`` boxes) -> iterator of Sample
     ``imagenet``            class folders named by WordNet id -> ``zeroshot`` dict
@@ -160,9 +161,14 @@ def dataset_names() -> list[str]:
 def read_dataset(name: str, *args, **kwargs):
     """Read dataset ``name`` (see the module docstring); unknown names raise listing valid ones.
 
-    Benchmark readers return ``(arrays, meta)`` ready for :func:`write_benchmark`; shard readers
-    return an iterator of samples.
+    Benchmark readers return one dict shaped like :func:`load_benchmark`'s (arrays and meta
+    merged; save it with :func:`~hyplib.data.benchmarks.save_benchmark`); shard readers return an
+    iterator of samples.
     """
     if name not in REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; valid: {dataset_names()}")
-    return REGISTRY[name](*args, **kwargs)
+    out = REGISTRY[name](*args, **kwargs)
+    if isinstance(out, tuple):
+        arrays, meta = out
+        return {**arrays, **meta}
+    return out

@@ -95,7 +95,8 @@ def write_metrics(path, metrics: Mapping, config: Mapping, seed: int, **extra) -
 
 
 def load_model(checkpoint, device: str = "cpu"):
-    """Rebuild a trained model from a checkpoint (``final.pt`` or ``checkpoints/step_*.pt``).
+    """Rebuild a trained model from a checkpoint (``final.pt``, ``checkpoints/step_*.pt`` or a
+    run directory) through :func:`hyplib.train.load_trained`.
 
     The checkpoint is ``{"model": state_dict, "config": cfg, ...}`` with ``cfg["method"]``
     (a registry name), ``cfg["method_overrides"]`` and ``cfg["model"]`` (the model config).
@@ -103,22 +104,12 @@ def load_model(checkpoint, device: str = "cpu"):
     Returns:
         ``(model, cfg)`` with the model in eval mode on ``device``.
     """
-    from hyplib import methods
-    from hyplib.models import build_model
+    from hyplib.train import load_trained
 
     path = Path(checkpoint)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    missing = [k for k in ("model", "config") if k not in state]
-    if missing:
-        raise ValueError(f"checkpoint {path} lacks {missing}; it has {sorted(state)}")
-    cfg = state["config"]
-    if "method" not in cfg:
-        raise ValueError(f"checkpoint {path}: config has no 'method'; keys {sorted(cfg)}")
-    method = methods.get(cfg["method"], **dict(cfg.get("method_overrides") or {}))
-    model = build_model(dict(cfg.get("model") or {}), method)
-    model.load_state_dict(state["model"])
+    model, _, cfg = load_trained(path, map_location="cpu")
     return model.to(device).eval(), cfg
 
 

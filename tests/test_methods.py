@@ -482,3 +482,19 @@ def test_phyclip_fused_and_reference_losses_agree():
     ref = methods.get("phyclip", k=2, d=4, fused_distance=False).loss(emb)
     for key, value in ref["logs"].items():
         close(fused["logs"][key], value, 1e-12)
+
+
+def test_use_boxes_appends_box_pairs_to_the_contrastive_batch():
+    from hyplib import methods as M
+    from hyplib.methods.base import Embeddings
+    g = torch.Generator().manual_seed(0)
+    image, text, ibox, tbox = (0.5 * torch.randn(4, 6, generator=g, dtype=torch.float64) for _ in range(4))
+    curv, scale = torch.tensor(1.0, dtype=torch.float64), torch.tensor(10.0, dtype=torch.float64)
+    for name in ("clip", "meru"):
+        with_boxes = M.get(name, use_boxes=True)
+        assert with_boxes.uses_boxes and not M.get(name).uses_boxes
+        got = with_boxes.loss(Embeddings(image, text, curv, scale, image_box=ibox, text_box=tbox))["loss"]
+        stacked = Embeddings(torch.cat([image, ibox]), torch.cat([text, tbox]), curv, scale)
+        torch.testing.assert_close(got, M.get(name).loss(stacked)["loss"])
+        with pytest.raises(ValueError, match="image_box"):
+            with_boxes.loss(Embeddings(image, text, curv, scale))

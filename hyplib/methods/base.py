@@ -54,6 +54,19 @@ class Embeddings:
     text_box: Tensor | None = None
 
 
+def boxes_as_pairs(emb: "Embeddings") -> "Embeddings":
+    """The batch with its box crops and box phrases appended as extra image-text pairs.
+
+    HyCoCLIP's ablation trains CLIP and MERU "with boxes" this way: the boxes only add
+    (B, D) pairs to the contrastive batch, with no compositional terms.
+    """
+    missing = [k for k in ("image_box", "text_box") if getattr(emb, k) is None]
+    if missing:
+        raise ValueError(f"use_boxes=True needs image_box and text_box in the batch, missing {missing}")
+    return Embeddings(image=torch.cat([emb.image, emb.image_box]), text=torch.cat([emb.text, emb.text_box]),
+                      curv=emb.curv, logit_scale=emb.logit_scale)
+
+
 class Method:
     """Base class of the six methods; a subclass is one paper.
 
@@ -101,6 +114,8 @@ class Method:
         elif "curv_clamp" in cfg:
             cfg["curv_clamp"] = tuple(cfg["curv_clamp"])  # YAML gives lists
         self.defaults = self._resolve(cfg, overrides)
+        if self.defaults.get("use_boxes"):  # opt-in box pairs (CLIP/MERU ablation)
+            self.uses_boxes = True
         self._validate()
         self.space: Space = make_space(self.geometry, self.defaults)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from hyplib.methods.base import Embeddings, Method, as_float, log_terms
+from hyplib.methods.base import Embeddings, Method, boxes_as_pairs, as_float, log_terms
 from hyplib.methods.terms import symmetric_ce
 
 __all__ = ["CLIP"]
@@ -21,11 +21,13 @@ class CLIP(Method):
     name = "clip"
     geometry = "euclidean"
     uses_boxes = False
-    PAPER_DEFAULTS = {"embed_dim": 512}
+    PAPER_DEFAULTS = {"embed_dim": 512, "use_boxes": False}
 
     def loss(self, emb: Embeddings) -> dict:
         """Args: ``emb.image``, ``emb.text`` (B, D) unit vectors; ``emb.logit_scale`` ()."""
         self.check(emb)
+        if self.defaults["use_boxes"]:
+            emb = boxes_as_pairs(emb)
         image_text, text_image = symmetric_ce(emb.logit_scale * as_float(emb.image) @ as_float(emb.text).t())
         loss = 0.5 * (image_text + text_image)
         return {"loss": loss, "logs": log_terms(contrastive_image_text=image_text,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from hyplib import lorentz
-from hyplib.methods.base import Embeddings, Method, log_terms
+from hyplib.methods.base import Embeddings, Method, boxes_as_pairs, log_terms
 from hyplib.methods.terms import entailment_violation, symmetric_ce
 
 __all__ = ["MERU"]
@@ -30,11 +30,14 @@ class MERU(Method):
         "curv_clamp_ratio": 10.0,
         "entail_weight": 0.2,
         "min_radius": 0.1,
+        "use_boxes": False,
     }
 
     def loss(self, emb: Embeddings) -> dict:
         """Args: ``emb.image``, ``emb.text`` (B, D) space coordinates; ``emb.curv`` ()."""
         self.check(emb)
+        if self.defaults["use_boxes"]:
+            emb = boxes_as_pairs(emb)
         logits = -emb.logit_scale * lorentz.pairwise_dist(emb.image, emb.text, curv=emb.curv)
         image_text, text_image = symmetric_ce(logits)
         contrastive = 0.5 * (image_text + text_image)

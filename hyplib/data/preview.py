@@ -24,7 +24,7 @@ def save_grid(shards, path, *, n: int = 16, cols: int = 4, scale: int = 5, parts
     if not samples:
         raise ValueError(f"no records in {shards}")
     side = samples[0].image.size[0] * scale
-    text_h = 64
+    text_h = 80
     rows = -(-len(samples) // cols)
     sheet = Image.new("RGB", (cols * (side + 8), rows * (side + text_h + 8)), "white")
     font = ImageFont.load_default(size=11)
@@ -38,7 +38,7 @@ def save_grid(shards, path, *, n: int = 16, cols: int = 4, scale: int = 5, parts
             colour = (255, 220, 0) if b.get("kind") == "object" else (0, 230, 230)
             draw.rectangle([v * scale for v in b["box"]], outline=colour, width=2 if b.get("kind") == "object" else 1)
         sheet.paste(tile, (x, y))
-        lines = textwrap.wrap(s.captions[-1], 34)[:3] + textwrap.wrap(f"[{s.captions[0]}]", 34)[:1]
+        lines = textwrap.wrap(s.captions[-1], 34)[:3] + textwrap.wrap(f"[{s.captions[0]}]", 34)[:2]
         ImageDraw.Draw(sheet).multiline_text((x, y + side + 2), "\n".join(lines), fill="black", font=font, spacing=2)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -254,6 +254,18 @@ def flatten(cfg: Mapping, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+class _Absent:
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_ABSENT = _Absent()
+
+
+def _key(v) -> str:
+    return "absent" if v is _ABSENT else "empty" if v == {} else "value"
+
+
 def diff_configs(old: Mapping, new: Mapping, ignore: Iterable[str] = RUNTIME_KEYS) -> list[str]:
     """Lines ``key: old -> new`` for every dotted key that differs (``ignore`` excepted)."""
     a, b = flatten(old), flatten(new)
@@ -262,7 +274,8 @@ def diff_configs(old: Mapping, new: Mapping, ignore: Iterable[str] = RUNTIME_KEY
     for key in sorted(set(a) | set(b)):
         if key in skip:
             continue
-        va, vb = a.get(key, "<absent>"), b.get(key, "<absent>")
-        if va != vb:
-            lines.append(f"{key}: {va!r} -> {vb!r}")
+        va, vb = a.get(key, _ABSENT), b.get(key, _ABSENT)
+        if va == vb or {_key(va), _key(vb)} == {"absent", "empty"}:  # {} vs filled: the leaves differ
+            continue
+        lines.append(f"{key}: {va!r} -> {vb!r}")
     return lines

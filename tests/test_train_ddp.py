@@ -100,3 +100,27 @@ def test_ddp_fit_matches_single_process(tmp_path):
     for key, value in one["model"].items():
         torch.testing.assert_close(two["model"][key], value, rtol=0, atol=2e-3, msg=lambda m: f"{key}: {m}")
     assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "two" / "checkpoints")] == [2, 3]
+
+
+@pytest.mark.slow
+def test_cli_under_torchrun(tmp_path):
+    """``torchrun --nproc_per_node 2 -m hyplib.train`` on generated shards (gloo on CPU)."""
+    import subprocess
+    import sys
+
+    from hyplib.data.genconfig import GenConfig
+    from hyplib.data.generate import generate_all
+
+    generate_all(tmp_path / "data", GenConfig.preset("quick", n_train=128, shard_size=128), progress=False,
+                 benchmarks=())
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "hyplib.train", "--config", str(root / "config/runs/quick.yaml"), "--run-dir",
+           str(tmp_path / "run"), "--set", "method=meru", f"data.shards={tmp_path / 'data' / 'train'}",
+           "train.steps=2", "train.progress=false"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    final = ckpt.load(tmp_path / "run" / "final.pt")
+    assert final["step"] == 2 and ckpt.load(ckpt.latest(tmp_path / "run" / "checkpoints"))["world_size"] == 2
+    assert '"completed": true' in out.stdout

@@ -15,6 +15,7 @@ import itertools
 import json
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,7 +176,8 @@ def _fit(cfg: dict, run_dir: Path, parts: Components, info: DistInfo, stop_after
     logger.truncate_after(start)  # a fresh run starts an empty log; a resumed one drops redone steps
     end = total if stop_after is None else min(total, start + int(stop_after))
     bar = tqdm(total=total, initial=start, desc=f"train {getattr(parts.method, 'name', '')}",
-               disable=not (info.is_main and t_cfg["progress"]), dynamic_ncols=True)
+               disable=not (info.is_main and t_cfg["progress"]), dynamic_ncols=True,
+               mininterval=0.5 if sys.stderr.isatty() else 30.0)  # batch logs: a line per 30 s
     last_good, loss_v, terms = resume_path, float("nan"), {}
     t_start = time.perf_counter()
     try:

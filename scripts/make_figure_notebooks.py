@@ -75,7 +75,7 @@ def tables_notebook() -> nbformat.NotebookNode:
                       "written = reporting.write_tables(out_dir, main=main, claims=claims)\n"
                       "[str(p) for p in written]"),
         new_code_cell("display(Markdown(reporting.to_markdown(main)))\n"
-                      "display(Markdown(claims.to_markdown(index=False)))"),
+                      "display(Markdown(reporting.claims_markdown(claims)))"),
     ])
 
 

@@ -163,3 +163,7 @@ def test_write_tables(tmp_path):
     back = pd.read_csv(tmp_path / "tables" / "claims.csv")
     assert list(back["holds"]) == list(claims["holds"])
     assert "± " in (tmp_path / "tables" / "main_comparison.md").read_text()
+    md = (tmp_path / "tables" / "claims.md").read_text().splitlines()
+    rows = [line for line in md if line.startswith("| ")]
+    # every row keeps the header's column count: '|' inside cells (|d|, |x|) is escaped
+    assert {line.replace("\\|", "").count("|") for line in rows} == {len(reporting.CLAIM_COLUMNS) + 1}

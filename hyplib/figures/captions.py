@@ -23,7 +23,7 @@ CAPTIONS: dict[str, str] = {
     "curvature_robustness": (
         "Zero-shot mean per-class accuracy against a fixed curvature c, MERU vs ATMG (claim 3, ATMG "
         "Table 5). Points are means over the available seeds, error bars one standard deviation, small "
-        "dots single seeds, crosses diverged runs; dashed horizontal lines are runs with learned "
+        "dots single seeds, crosses diverged runs (drawn at zero); dashed horizontal lines are runs with learned "
         "curvature where present. With one seed per curvature the spread is not estimated."),
     "eigen_spectra": (
         "Covariance eigenvalue spectra of the tangent features (logmap at the root; identity for CLIP; "
@@ -43,7 +43,8 @@ CAPTIONS: dict[str, str] = {
         "half-space costs nothing (white contour: the zero-loss border). (b) Where the trained texts, the "
         "parents, sit relative to that boundary, with the share inside. (c) The entailment loss over "
         "training steps. (d) ARGENT's adaptive weight h(d) = 1 - exp(-d/sigma) (our reconstruction) on "
-        "the PEP benchmark's pairs by pair type: near-identical pairs get weight near 0."),
+        "the PEP benchmark's entailing pairs by pair type (near-identical pairs get weight near 0); the "
+        "dotted outline is the non-entailing pairs, which training never weights, for comparison."),
     "phyclip_factor_norms": (
         "PHyCLIP: per-factor distance to the root for single-concept prompts (each class name in the "
         "first zero-shot template) and composed captions (the composition benchmark's true captions). "

@@ -93,12 +93,13 @@ def _weights(ax, weights: pd.DataFrame | None, label: str) -> None:
         S.empty(ax, "no ARGENT run with a checkpoint")
         return
     bins = np.linspace(0.0, 1.0, 26)
-    groups = list(weights.groupby("pair_type", sort=True))
-    for i, (ptype, rows) in enumerate(groups):
-        kind = rows["kind"].iloc[0]
-        pos = "+" if rows["label"].mean() >= 0.5 else "-"
-        color = S.color_for("", i)
-        S.hist(ax, rows["weight"], bins, color, f"{ptype} ({kind}, {pos}) n={len(rows)}")
+    pos = weights[weights["label"] == 1]
+    for i, (ptype, rows) in enumerate(pos.groupby("pair_type", sort=True)):
+        S.hist(ax, rows["weight"], bins, S.color_for("", i), f"{ptype} ({rows['kind'].iloc[0]}) n={len(rows)}")
+    neg = weights[weights["label"] != 1]
+    if len(neg):  # training never weights non-entailing pairs: an outline for comparison only
+        ax.hist(neg["weight"], bins=bins, density=True, histtype="step", color="0.3", ls=":", lw=1.2,
+                label=f"non-entailing pairs n={len(neg)}")
     ax.set_xlabel("weight h(d)")
     ax.set_ylabel("density")
     ax.set_title(f"{label}: adaptive weights on PEP pairs")

@@ -30,14 +30,14 @@ def distance_to_root(radii: Mapping[str, Mapping[str, np.ndarray]], units: Mappi
         for m in ("image", "text"):
             if m in by_mod:
                 S.hist(ax, by_mod[m], bins, plotting.COLORS[m], m)
+        title = label
         if {"image", "text"} <= set(by_mod):
             gap = float(np.mean(by_mod["text"]) - np.mean(by_mod["image"]))
-            ax.text(0.98, 0.95, f"text - image = {gap:+.3g}", ha="right", va="top", transform=ax.transAxes,
-                    fontsize=8)
-        ax.set_title(label)
+            title = f"{label}\nmean text - mean image = {gap:+.3g}"
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel((units or {}).get(label, "distance to root"))
         ax.set_ylabel("density")
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -16,7 +16,7 @@ several parts holds when every part does, fails when any part fails, else is inc
 from hyplib.reporting.claims import CLAIM_COLUMNS, claims_table
 from hyplib.reporting.common import (EQUAL_TOL, MAIN_METRICS, about_equal, beats, combine, fmt, near,
                                      sign_of)
-from hyplib.reporting.tables import main_comparison, to_markdown, write_tables
+from hyplib.reporting.tables import claims_markdown, main_comparison, to_markdown, write_tables
 
 __all__ = ["MAIN_METRICS", "EQUAL_TOL", "CLAIM_COLUMNS", "main_comparison", "to_markdown", "claims_table",
-           "write_tables", "beats", "about_equal", "near", "sign_of", "combine", "fmt"]
+           "claims_markdown", "write_tables", "beats", "about_equal", "near", "sign_of", "combine", "fmt"]

@@ -11,7 +11,7 @@ from hyplib.figures.runs import group_by_config, seed_stats
 from hyplib.paths import resolve
 from hyplib.reporting.common import MAIN_METRICS, runs_and_metrics, values
 
-__all__ = ["main_comparison", "to_markdown", "write_tables"]
+__all__ = ["main_comparison", "to_markdown", "claims_markdown", "write_tables"]
 
 # --------------------------------------------------------------------------- main table
 def main_comparison(runs, metrics: Mapping | None = None, *, study: str = "main",
@@ -41,6 +41,11 @@ def to_markdown(table: pd.DataFrame, keys: Mapping[str, tuple[str, bool]] = MAIN
     return out.to_markdown()
 
 
+def claims_markdown(claims: pd.DataFrame) -> str:
+    """Markdown of the claims table; ``|`` inside cells (``|d|``, ``|x|``) escaped so rows stay rows."""
+    return claims.map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v).to_markdown(index=False)
+
+
 def write_tables(out_dir, main: pd.DataFrame | None = None, claims: pd.DataFrame | None = None) -> list[Path]:
     """Write ``main_comparison.md/.csv`` and ``claims.md/.csv`` under ``out_dir``; returns the paths."""
     out = resolve(out_dir)
@@ -55,6 +60,6 @@ def write_tables(out_dir, main: pd.DataFrame | None = None, claims: pd.DataFrame
     if claims is not None:
         claims.to_csv(out / "claims.csv", index=False)
         (out / "claims.md").write_text("Claims of METHODS.md section 5, measured on these runs.\n\n"
-                                       + claims.to_markdown(index=False) + "\n")
+                                       + claims_markdown(claims) + "\n")
         written += [out / "claims.csv", out / "claims.md"]
     return written

@@ -25,10 +25,12 @@ def _close(fig):
 
 # --------------------------------------------------------------------------- figure functions
 def test_distance_to_root_one_panel_per_method():
-    radii = {m: {"image": RNG.normal(1.2, 0.1, 50), "text": RNG.normal(0.8, 0.1, 40)} for m in ("CLIP", "MERU")}
+    radii = {m: {"image": RNG.normal(1.2, 0.1, 50), "text": RNG.normal(0.8, 0.1, 40)}
+             for m in ("CLIP", "MERU")}
     fig = figures.distance_to_root(radii, units={"CLIP": "angle"})
     assert len(fig.axes) == 2
-    assert fig.axes[0].get_xlabel() == "angle" and fig.axes[1].get_title().startswith("MERU\nmean text - mean image = -")
+    assert fig.axes[0].get_xlabel() == "angle"
+    assert fig.axes[1].get_title().startswith("MERU\nmean text - mean image = -")
     assert len(fig.axes[1].patches) > 0 and len(fig.axes[1].lines) == 2  # two mean lines
     _close(fig)
 
@@ -63,7 +65,8 @@ def test_eigen_spectra_two_panels_one_line_per_method():
 
 def test_chain_accuracy_bars_per_chain():
     rows = [{"label": m, "seed": s, "chain": c, "acc": 0.5 + 0.1 * s}
-            for c in ("image depth 1", "image depth 2", "text depth 2") for m in ("MERU", "ATMG") for s in (0, 1)]
+            for c in ("image depth 1", "image depth 2", "text depth 2")
+            for m in ("MERU", "ATMG") for s in (0, 1)]
     fig = figures.chain_accuracy(pd.DataFrame(rows))
     assert len(fig.axes) == 3
     assert all(len(ax.patches) == 2 for ax in fig.axes)  # one bar per method
@@ -114,7 +117,8 @@ def test_poincare_embeddings_points_and_cones():
 
 def test_traversals_table_layout():
     caps = ["a thing", "an animal", "a dog", "a small dog"]
-    paths = {"MERU": np.array([[3, 3, 2, 1, 0], [2, 2, 2, -1, 0]]), "HyCoCLIP": np.array([[3, 2, 1, 0, 0]] * 2)}
+    paths = {"MERU": np.array([[3, 3, 2, 1, 0], [2, 2, 2, -1, 0]]),
+             "HyCoCLIP": np.array([[3, 2, 1, 0, 0]] * 2)}
     thumbs = RNG.integers(0, 255, (2, 8, 8, 3), dtype=np.uint8)
     fig = figures.traversals(caps, paths, levels=[0, 0, 2, 3], thumbnails=thumbs, n_images=3)
     assert len(fig.axes) == 2 + 2 * 2  # thumbnails + (methods x images)
@@ -150,12 +154,14 @@ def test_savefig_writes_pdf_and_png(tmp_path):
 def synthetic_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     synthetic.write_bench(root / "bench")
-    specs = synthetic.write_runs(root, checkpoints=True, methods_with_checkpoints=("meru", "clip"), embeddings=False)
+    specs = synthetic.write_runs(root, checkpoints=True, methods_with_checkpoints=("meru", "clip"),
+                                 embeddings=False)
     return specs, root / "bench"
 
 
-@pytest.mark.parametrize("name", ["distance_to_root", "norms_by_kind", "curvature_robustness", "eigen_spectra",
-                                  "chain_accuracy", "cone_collapse", "traversals", "trajectories"])
+@pytest.mark.parametrize("name", ["distance_to_root", "norms_by_kind", "curvature_robustness",
+                                  "eigen_spectra", "chain_accuracy", "cone_collapse", "traversals",
+                                  "trajectories"])
 def test_prepare_and_draw_from_run_folders(synthetic_runs, name):
     specs, bench = synthetic_runs
     runs = figures.load_runs(wf.runs_for_figure(specs, name))
@@ -173,8 +179,8 @@ def test_checkpoint_recomputation(synthetic_runs):
     assert inputs["units"]["CLIP"].startswith("angle")
     r = inputs["radii"]["CLIP"]["image"]
     assert np.all((r >= 0) & (r <= np.pi)) and r.std() > 0
-    pts = figures.prepare("poincare_embeddings", figures.load_runs(wf.runs_for_figure(specs, "poincare_embeddings")),
-                          bench)["points"]
+    runs = figures.load_runs(wf.runs_for_figure(specs, "poincare_embeddings"))
+    pts = figures.prepare("poincare_embeddings", runs, bench)["points"]
     assert list(pts) == ["MERU"]
     assert pts["MERU"]["image"].shape[1] == 2 and len(pts["MERU"]["cones"]) == 3
 
@@ -198,7 +204,8 @@ def test_h2_projection_keeps_distance_to_root():
     from hyplib import lorentz
     from hyplib.figures.embed import h2_projection
 
-    x = lorentz.expmap0(torch.randn(12, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0)), curv=0.5)
+    v = torch.randn(12, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x = lorentz.expmap0(v, curv=0.5)
     img, txt = h2_projection(x[:7], x[7:], curv=0.5)
     r2 = lorentz.dist0(torch.as_tensor(np.concatenate([img, txt])), curv=0.5)
     assert torch.allclose(r2, lorentz.dist0(x, curv=0.5), atol=1e-9)
@@ -230,9 +237,11 @@ def test_tables_notebook_parameters():
 
 def test_generated_files_are_up_to_date():
     """Notebooks and captions equal what the generator writes (no outputs, fixed cell ids)."""
-    spec = importlib.util.spec_from_file_location("make_figure_notebooks", ROOT / "scripts" / "make_figure_notebooks.py")
+    script = ROOT / "scripts" / "make_figure_notebooks.py"
+    spec = importlib.util.spec_from_file_location("make_figure_notebooks", script)
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
-    stale = [str(p.relative_to(ROOT)) for p, text in gen.outputs().items() if not p.is_file() or p.read_text() != text]
+    stale = [str(p.relative_to(ROOT)) for p, text in gen.outputs().items()
+             if not p.is_file() or p.read_text() != text]
     assert not stale, f"regenerate with `python scripts/make_figure_notebooks.py`: {stale}"
     assert gen.rst_escape("|x| *a*") == "\\|x\\| \\*a\\*"

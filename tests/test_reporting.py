@@ -39,8 +39,10 @@ def test_main_comparison_mean_std_and_markdown():
     assert table.loc["MERU", "seeds"] == 3
     assert table.loc["MERU", "ZS acc mean"] == pytest.approx(0.233333, abs=1e-6)
     assert table.loc["MERU", "ZS acc std"] == pytest.approx(0.152753, abs=1e-6)
-    assert table.loc["MERU", "TIE mean"] == pytest.approx(3.0) and table.loc["MERU", "TIE std"] == pytest.approx(1.0)
-    assert table.loc["CLIP", "ZS acc mean"] == pytest.approx(0.3) and math.isnan(table.loc["CLIP", "ZS acc std"])
+    assert table.loc["MERU", "TIE mean"] == pytest.approx(3.0)
+    assert table.loc["MERU", "TIE std"] == pytest.approx(1.0)
+    assert table.loc["CLIP", "ZS acc mean"] == pytest.approx(0.3)
+    assert math.isnan(table.loc["CLIP", "ZS acc std"])
     assert math.isnan(table.loc["CLIP", "PEP AUC mean"])
     md = reporting.to_markdown(table)
     assert "0.233 ± 0.153" in md and "| CLIP" in md and "TIE ↓" in md
@@ -96,28 +98,33 @@ def _scenario(good: bool, seeds=(0, 1, 2)):
             "diagnostics/radius/text/std": 0.1, "diagnostics/radius/image/std": 0.1}
     for s in seeds:
         add("clip", s, {**base, "hierarchy/reference/J": 0.5 if good else 0.45,
-                        "diagnostics/radius/text/mean": 1.0, "diagnostics/radius/image/mean": 1.0 if good else 1.5})
+                        "diagnostics/radius/text/mean": 1.0,
+                        "diagnostics/radius/image/mean": 1.0 if good else 1.5})
         add("meru", s, {**base, "diagnostics/radius/text_minus_image": -0.4 * sign,
                         "diagnostics/radius/text/mean": 0.8, "diagnostics/radius/image/mean": 1.2,
                         "chains/depth1_acc": 0.5, "chains/depth2_acc": 0.2},
             log=entail_log(0.0 if good else 0.4))
-        add("hycoclip", s, {**base, "hierarchy/reference/TIE": 5.0 - sign, "hierarchy/reference/LCA": 3.0 - sign,
+        add("hycoclip", s, {**base, "hierarchy/reference/TIE": 5.0 - sign,
+                            "hierarchy/reference/LCA": 3.0 - sign,
                             "hierarchy/reference/J": 0.5 + 0.1 * sign, "pep/auc": 0.7, "pep/ap": 0.7,
                             "composition/acc": 0.6}, log=entail_log(0.0 if good else 0.4))
         add("atmg", s, {"chains/depth1_acc": 0.5 + 0.3 * sign, "chains/depth2_acc": 0.2 + 0.3 * sign})
-        add("argent", s, {"pep/auc": 0.7 + 0.1 * sign, "pep/ap": 0.7 + 0.1 * sign, "diagnostics/curv_mean": 1.0,
+        add("argent", s, {"pep/auc": 0.7 + 0.1 * sign, "pep/ap": 0.7 + 0.1 * sign,
+                          "diagnostics/curv_mean": 1.0,
                           "diagnostics/radius/text/median": 0.8})
         add("phyclip", s, {"zeroshot/mean_per_class_acc": 0.5, "composition/acc": 0.6 + 0.1 * sign},
             study=("main", "phyclip_ablation"))
         add("phyclip", s, {"zeroshot/mean_per_class_acc": 0.5 - 0.3 * sign}, ("phyclip_ablation",), "linf",
             {"how": "linf"})
-        add("phyclip", s, {"zeroshot/mean_per_class_acc": 0.5 - 0.1 * sign}, ("phyclip_ablation",), "k1", {"k": 1})
+        add("phyclip", s, {"zeroshot/mean_per_class_acc": 0.5 - 0.1 * sign}, ("phyclip_ablation",), "k1",
+            {"k": 1})
         for c in (0.1, 0.5, 1.0):
             drop = 0.2 * (c - 0.1) if good else 0.0
             add("meru", s, {"zeroshot/mean_per_class_acc": 0.5 - drop}, ("curvature",), f"c{c:g}",
                 {"curv_init": c, "learn_curv": False})
-            add("atmg", s, {"zeroshot/mean_per_class_acc": 0.5 if good else 0.5 - 0.2 * (c - 0.1)}, ("curvature",),
-                f"c{c:g}", {"curv_init": c, "learn_curv": False})
+            atmg_acc = 0.5 if good else 0.5 - 0.2 * (c - 0.1)
+            add("atmg", s, {"zeroshot/mean_per_class_acc": atmg_acc}, ("curvature",), f"c{c:g}",
+                {"curv_init": c, "learn_curv": False})
     return runs, metrics, logs
 
 
@@ -125,12 +132,14 @@ def test_claims_all_hold():
     table = reporting.claims_table(*_scenario(good=True))
     assert list(table.columns) == reporting.CLAIM_COLUMNS
     assert list(table["id"]) == CLAIM_IDS
-    assert dict(zip(table["id"], table["holds"])) == {i: "yes" for i in CLAIM_IDS}, table[["id", "holds", "note"]]
+    verdicts = dict(zip(table["id"], table["holds"]))
+    assert verdicts == {i: "yes" for i in CLAIM_IDS}, table[["id", "holds", "note"]]
 
 
 def test_claims_all_fail():
     table = reporting.claims_table(*_scenario(good=False))
-    assert dict(zip(table["id"], table["holds"])) == {i: "no" for i in CLAIM_IDS}, table[["id", "holds", "note"]]
+    verdicts = dict(zip(table["id"], table["holds"]))
+    assert verdicts == {i: "no" for i in CLAIM_IDS}, table[["id", "holds", "note"]]
 
 
 def test_claims_one_seed_is_inconclusive():

@@ -23,8 +23,8 @@ CAPTIONS: dict[str, str] = {
     "curvature_robustness": (
         "Zero-shot mean per-class accuracy against a fixed curvature c, MERU vs ATMG (claim 3, ATMG "
         "Table 5). Points are means over the available seeds, error bars one standard deviation, small "
-        "dots single seeds, crosses diverged runs (drawn at zero); dashed horizontal lines are runs with learned "
-        "curvature where present. With one seed per curvature the spread is not estimated."),
+        "dots single seeds, crosses diverged runs (drawn at zero); dashed horizontal lines are runs with "
+        "learned curvature where present. With one seed per curvature the spread is not estimated."),
     "eigen_spectra": (
         "Covariance eigenvalue spectra of the tangent features (logmap at the root; identity for CLIP; "
         "per factor concatenated for PHyCLIP) of the retrieval images and captions, per method. Each "

@@ -95,7 +95,8 @@ def _weights(ax, weights: pd.DataFrame | None, label: str) -> None:
     bins = np.linspace(0.0, 1.0, 26)
     pos = weights[weights["label"] == 1]
     for i, (ptype, rows) in enumerate(pos.groupby("pair_type", sort=True)):
-        S.hist(ax, rows["weight"], bins, S.color_for("", i), f"{ptype} ({rows['kind'].iloc[0]}) n={len(rows)}")
+        name = f"{ptype} ({rows['kind'].iloc[0]}) n={len(rows)}"
+        S.hist(ax, rows["weight"], bins, S.color_for("", i), name)
     neg = weights[weights["label"] != 1]
     if len(neg):  # training never weights non-entailing pairs: an outline for comparison only
         ax.hist(neg["weight"], bins=bins, density=True, histtype="step", color="0.3", ls=":", lw=1.2,
@@ -152,7 +153,8 @@ def poincare_embeddings(points: Mapping[str, Mapping], *, rings=(1.0, 2.0, 3.0))
         image = torch.as_tensor(np.asarray(pts["image"]), dtype=torch.float64)
         for j in pts.get("cones", []):
             plotting.plot_cone(ax, text[j], c, color=palette["cone"], alpha=0.12)
-            plotting.plot_points(ax, text[j], c, color=palette["text"], s=30, edgecolor="black", linewidth=0.6)
+            plotting.plot_points(ax, text[j], c, color=palette["text"], s=30, edgecolor="black",
+                                 linewidth=0.6)
         for t, i in pts.get("pairs", []):
             plotting.plot_geodesic(ax, text[t], image[i], c, lw=0.8)
         ax.set_title(f"{label} (c={c:.2g})")

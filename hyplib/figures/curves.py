@@ -87,7 +87,8 @@ def chain_accuracy(table: pd.DataFrame, chance: Mapping[str, float] | None = Non
             color = S.color_for(label, i)
             err = acc.std(ddof=1) if acc.size > 1 else 0.0
             ax.bar(i, acc.mean(), yerr=err, color=color, alpha=0.8, capsize=3, width=0.7)
-            ax.scatter(np.full(acc.size, i) + np.linspace(-0.15, 0.15, acc.size), acc, color="0.15", s=9, zorder=3)
+            jitter = np.linspace(-0.15, 0.15, acc.size)
+            ax.scatter(np.full(acc.size, i) + jitter, acc, color="0.15", s=9, zorder=3)
         key = chain.replace(" ", "")
         for tag, level in chance.items():
             if tag in key:
@@ -101,7 +102,7 @@ def chain_accuracy(table: pd.DataFrame, chance: Mapping[str, float] | None = Non
     return fig
 
 
-def scalar_series(frame: pd.DataFrame, prefix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+def scalar_series(frame: pd.DataFrame, prefix: str) -> tuple[np.ndarray, ...] | None:
     """``(step, mean, min, max)`` of the log column ``prefix`` or of its per-factor columns
     ``prefix_0 .. prefix_{k-1}`` (PHyCLIP); None if the log has neither."""
     if frame is None or len(frame) == 0:

@@ -51,7 +51,8 @@ def _kind_embeddings(model, bench_dir, kinds) -> dict:
     if {"box_image", "box_text"} & set(kinds):
         ch = load_benchmark(bench_dir, "chains")
         if "box_image" in kinds:
-            out["box_image"] = torch.cat([C.encode_images(model, ch[k]) for k in ("part", "subpart") if k in ch])
+            crops = [C.encode_images(model, ch[k]) for k in ("part", "subpart") if k in ch]
+            out["box_image"] = torch.cat(crops)
         if "box_text" in kinds and ch.get("text_chains"):
             out["box_text"] = C.encode_texts(model, [c[1] for c in ch["text_chains"]])
     return out
@@ -84,9 +85,9 @@ def _sample_embeddings(group: list[Run], bench_dir, max_images: int = 200) -> di
             n = min(max_images, len(a["emb_image"]))
             cap_img = np.asarray(load_benchmark(bench_dir, "retrieval")["caption_image"])[:len(a["emb_text"])]
             keep = np.flatnonzero(cap_img < n)
-            return {"image": torch.as_tensor(a["emb_image"][:n]), "text": torch.as_tensor(a["emb_text"][keep]),
-                    "caption_image": cap_img[keep], "curv": torch.as_tensor(np.asarray(a.get("curv", 1.0))),
-                    "run": run}
+            return {"image": torch.as_tensor(a["emb_image"][:n]),
+                    "text": torch.as_tensor(a["emb_text"][keep]), "caption_image": cap_img[keep],
+                    "curv": torch.as_tensor(np.asarray(a.get("curv", 1.0))), "run": run}
     run, model, _ = _first_model(group)
     if model is None:
         return None
@@ -118,7 +119,8 @@ def curvature_robustness(runs, bench_dir) -> dict:
     for run in select(runs, methods=["meru", "atmg"]):
         cfg = settings(run)
         rows.append({"label": method_label(run.method), "curv": float(cfg.get("curv_init", float("nan"))),
-                     "seed": run.seed, "acc": run.metric(ZS_KEY), "learnable": bool(cfg.get("learn_curv", True))})
+                     "seed": run.seed, "acc": run.metric(ZS_KEY),
+                     "learnable": bool(cfg.get("learn_curv", True))})
     return {"table": pd.DataFrame(rows, columns=["label", "curv", "seed", "acc", "learnable"])}
 
 
@@ -215,7 +217,8 @@ def traversals(runs, bench_dir, *, n_images: int = 3) -> dict:
     hc = load_benchmark(bench_dir, "hierarcaps")
     chains = [list(c) for c in hc["captions"]]
     paths = {}
-    for label, group in group_by_config(_main(runs, ["meru", "hycoclip", "argent", "atmg", "phyclip"])).items():
+    hyperbolic = ["meru", "hycoclip", "argent", "atmg", "phyclip"]
+    for label, group in group_by_config(_main(runs, hyperbolic)).items():
         found = [r.arrays["traversal_idx"] for r in group if "traversal_idx" in r.arrays]
         if found:
             paths[label] = np.asarray(found[0])[:n_images]

@@ -57,7 +57,8 @@ def norms_by_kind(radii: Mapping[str, Mapping[str, np.ndarray]]):
         kinds = [k for k in S.KIND_COLORS if k in by_kind]
         bins = S.common_bins([by_kind[k] for k in kinds], bins=50)
         for k in kinds:
-            S.hist(ax, by_kind[k], bins, S.KIND_COLORS[k], f"{S.KIND_NAMES[k]} (mean {np.mean(by_kind[k]):.3g})")
+            name = f"{S.KIND_NAMES[k]} (mean {np.mean(by_kind[k]):.3g})"
+            S.hist(ax, by_kind[k], bins, S.KIND_COLORS[k], name)
         ax.set_title(label)
         ax.set_xlabel("distance to root")
         ax.set_ylabel("density")
@@ -92,8 +93,9 @@ def eigen_spectra(spectra: Mapping[str, Mapping[str, Sequence[np.ndarray]]], top
             n = min(len(e) for e in seeds)
             p = np.mean([e[:n] / e.sum() for e in seeds], axis=0)
             shown = p[:top] if top else p
-            ax.semilogy(np.arange(1, len(shown) + 1), np.clip(shown, 1e-12, None), color=S.color_for(label, i),
-                        lw=1.4, label=f"{label} (eff. rank {_effective_rank(p):.1f})")
+            ax.semilogy(np.arange(1, len(shown) + 1), np.clip(shown, 1e-12, None),
+                        color=S.color_for(label, i), lw=1.4,
+                        label=f"{label} (eff. rank {_effective_rank(p):.1f})")
             drawn += 1
         ax.set_title(f"{modality} features")
         ax.set_xlabel("eigenvalue index")
@@ -132,7 +134,8 @@ def phyclip_factor_norms(norms: Mapping[str, Mapping[str, np.ndarray]], active_f
             k = r.shape[1]
             left.plot(np.arange(k), r.mean(0), marker="o", ms=3, lw=1.2, color=colors[kind],
                       label=f"{kind} (n={r.shape[0]})")
-            left.fill_between(np.arange(k), *np.quantile(r, [0.25, 0.75], axis=0), color=colors[kind], alpha=0.2)
+            q25, q75 = np.quantile(r, [0.25, 0.75], axis=0)
+            left.fill_between(np.arange(k), q25, q75, color=colors[kind], alpha=0.2)
             top = np.maximum(r.max(1, keepdims=True), 1e-300)
             shares[kind] = (r > active_frac * top).mean(1)
         left.xaxis.set_major_locator(MaxNLocator(integer=True))

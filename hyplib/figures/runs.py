@@ -139,8 +139,8 @@ def select(runs: Iterable[Run], *, study: str | None = None, methods: Iterable[s
            variant: str | None = None) -> list[Run]:
     """Runs in ``study`` (any if None), of ``methods`` (any if None) and ``variant`` (any if None)."""
     methods = None if methods is None else set(methods)
-    return [r for r in runs if (study is None or study in r.study) and (methods is None or r.method in methods)
-            and (variant is None or r.variant == variant)]
+    return [r for r in runs if (study is None or study in r.study)
+            and (methods is None or r.method in methods) and (variant is None or r.variant == variant)]
 
 
 def group_by_config(runs: Iterable[Run]) -> dict[str, list[Run]]:

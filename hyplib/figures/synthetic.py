@@ -57,7 +57,7 @@ def write_bench(bench_dir, *, n: int = 8, size: int = 16, seed: int = 0) -> Path
                                       f"a {_ADJ[i % 4]} {_WORDS[i % 8]} on the grass"] for i in range(n)]})
     write_benchmark(out, "composition", {"images": _images(rng, n, size)},
                     {"positives": caps[:n], "negatives": caps[n:], "heldout": [i % 3 == 0 for i in range(n)],
-                     "subsets": ["add_obj", "replace_att", "swap_obj", "add_att"] * (n // 4) + ["add_obj"] * (n % 4)})
+                     "subsets": [("add_obj", "replace_att", "swap_obj", "add_att")[i % 4] for i in range(n)]})
     write_benchmark(out, "hierarcaps", {"images": _images(rng, n, size)},
                     {"captions": [["an animal" if i % 2 else "a thing", f"a {_WORDS[i % 8]}",
                                    f"a {_ADJ[i % 4]} {_WORDS[i % 8]}",
@@ -101,8 +101,9 @@ def _metrics(spec: dict, rng) -> dict:
     hyper = m != "clip"
     out = {"zeroshot/mean_per_class_acc": acc, "zeroshot/top1": acc + 0.01,
            "retrieval/i2t_R@1": acc / 2, "retrieval/i2t_R@5": acc, "retrieval/t2i_R@1": acc / 2,
-           "retrieval/t2i_R@5": acc, "hierarchy/reference/TIE": 6.0 - 5 * acc, "hierarchy/reference/LCA": 4.0 - 3 * acc,
-           "hierarchy/reference/J": acc + 0.2, "chains/depth1_acc": 0.8 if m == "atmg" else 0.5 + rng.normal(0, 0.01),
+           "retrieval/t2i_R@5": acc, "hierarchy/reference/TIE": 6.0 - 5 * acc,
+           "hierarchy/reference/LCA": 4.0 - 3 * acc, "hierarchy/reference/J": acc + 0.2,
+           "chains/depth1_acc": 0.8 if m == "atmg" else 0.5 + rng.normal(0, 0.01),
            "chains/depth2_acc": 0.6 if m == "atmg" else 0.2 + rng.normal(0, 0.01),
            "chains/text_depth2_acc": 0.3, "composition/acc": acc + 0.1, "hierarcaps/tau": 0.2,
            "diagnostics/radius/text/mean": text_r + rng.normal(0, 0.01 * hyper),
@@ -122,7 +123,8 @@ def _arrays(spec: dict, rng, embeddings: bool = True) -> dict:
     text_r, image_r = (0.15, 1.2) if m != "clip" else (1.0, 1.0)
     out = {"radius_image": np.abs(rng.normal(image_r, 0.1 * (m != "clip"), 40)),
            "radius_text": np.abs(rng.normal(text_r, 0.05 * (m != "clip"), 40)),
-           "radius_box_image": np.abs(rng.normal(0.9, 0.1, 30)), "radius_box_text": np.abs(rng.normal(0.5, 0.1, 30)),
+           "radius_box_image": np.abs(rng.normal(0.9, 0.1, 30)),
+           "radius_box_text": np.abs(rng.normal(0.5, 0.1, 30)),
            "eig_image": np.sort(rng.exponential(1.0, EMBED_DIM))[::-1] ** 2,
            "eig_text": np.sort(rng.exponential(1.0, EMBED_DIM))[::-1] ** 3}
     if m != "clip":
@@ -143,8 +145,11 @@ def _embedding_sample(method: str, rng, n: int = 8) -> dict:
     if method == "clip":
         unit = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)  # noqa: E731
         return {"emb_image": unit(img), "emb_text": unit(txt), "curv": np.array(1.0)}
-    lift = lambda v, r: lorentz.expmap0(torch.as_tensor(r * v / np.linalg.norm(v, axis=1, keepdims=True)),  # noqa: E731
-                                        curv=1.0).numpy()
+
+    def lift(v, r):  # tangent vectors of norm r at the root
+        v = r * v / np.linalg.norm(v, axis=1, keepdims=True)
+        return lorentz.expmap0(torch.as_tensor(v), curv=1.0).numpy()
+
     return {"emb_image": lift(img, 1.5), "emb_text": lift(txt, 0.7), "curv": np.array(1.0)}
 
 

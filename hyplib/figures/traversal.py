@@ -40,8 +40,9 @@ def _cell_text(row, captions: Sequence[str], levels, width: int) -> str:
     return "\n".join(lines)
 
 
-def traversals(captions: Sequence[str], paths: Mapping[str, np.ndarray], *, levels: Sequence[int] | None = None,
-               thumbnails: np.ndarray | None = None, n_images: int = 3, width: int = 34):
+def traversals(captions: Sequence[str], paths: Mapping[str, np.ndarray], *,
+               levels: Sequence[int] | None = None, thumbnails: np.ndarray | None = None,
+               n_images: int = 3, width: int = 34):
     """Retrieved captions per traversal step for ``n_images`` images, one row per method.
 
     Args:
@@ -82,7 +83,8 @@ def traversals(captions: Sequence[str], paths: Mapping[str, np.ndarray], *, leve
             for side in ("top", "right", "left", "bottom"):
                 ax.spines[side].set_visible(True)
                 ax.spines[side].set_color("0.8")
-            ax.text(0.02, 0.95, text, ha="left", va="top", transform=ax.transAxes, fontsize=6.5, family="monospace")
+            ax.text(0.02, 0.95, text, ha="left", va="top", transform=ax.transAxes, fontsize=6.5,
+                    family="monospace")
             if j == 0:
                 ax.set_ylabel(f"{label}\nstep: caption", fontsize=8, color=S.color_for(label, i))
     return fig

@@ -7,10 +7,10 @@
   Everything is computed from the metrics (and training logs); no outcome is written in.
 * :func:`write_tables`: Markdown and CSV files (``main_comparison.*``, ``claims.*``).
 
-Verdict rules (:mod:`hyplib.reporting.common`: :func:`beats`, :func:`about_equal`, :func:`sign_of`): with fewer than 2 seeds
-on either side, or a difference no larger than the seeds' spread (``sqrt(s_a^2 + s_b^2)``, or
-``s`` against a fixed value), the answer is ``inconclusive``; otherwise ``yes``/``no`` by the
-sign. "About equal" holds within a tolerance of one point (:data:`EQUAL_TOL`). A claim with
+Verdict rules (:mod:`hyplib.reporting.common`: :func:`beats`, :func:`about_equal`,
+:func:`sign_of`): with fewer than 2 seeds on either side, or a difference no larger than the
+seeds' spread (``sqrt(s_a^2 + s_b^2)``, or ``s`` against a fixed value), the answer is
+``inconclusive``; otherwise ``yes``/``no`` by the sign. "About equal" holds within a tolerance of one point (:data:`EQUAL_TOL`). A claim with
 several parts holds when every part does, fails when any part fails, else is inconclusive.
 """
 from hyplib.reporting.claims import CLAIM_COLUMNS, claims_table

@@ -44,7 +44,10 @@ def _compare_row(cid, claim, groups, a, b, keys, mode="beats"):
             continue
         better = (ma > mb) == higher
         dirs.append(f"{name}: {la} {'better' if better else 'worse' if ma != mb else 'equal'}")
-        v, why = beats(va, vb, higher) if mode == "beats" else about_equal(va, vb, EQUAL_TOL.get(key, DEFAULT_TOL))
+        if mode == "beats":
+            v, why = beats(va, vb, higher)
+        else:
+            v, why = about_equal(va, vb, EQUAL_TOL.get(key, DEFAULT_TOL))
         parts.append(v)
         notes.append(f"{name}: {v} ({why})")
     return _row(cid, claim, ", ".join(MAIN_METRICS.get(k, (k,))[0] for k in keys), "; ".join(vals),
@@ -85,8 +88,8 @@ def _claim1(groups) -> list[dict]:
         v, why = "no", f"|d| {abs(me):.3g} > {SMALL_EFFECT} beyond the spread {se:.3g}"
     else:
         v, why = inconclusive(f"|d| {abs(me):.3g} > {SMALL_EFFECT} but within the spread {se:.3g}")
-    unit = clip and all(r.metric("diagnostics/radius/text/std") == 0 == r.metric("diagnostics/radius/image/std")
-                        for r in clip)
+    unit = clip and all(r.metric("diagnostics/radius/text/std") == 0 == r.metric(
+        "diagnostics/radius/image/std") for r in clip)
     note = why + ("; CLIP's embeddings are unit vectors (|x| = 1 for all), so this split is zero by "
                   "construction; the distance_to_root figure shows the angle to the centroid" if unit else "")
     rows.append(_row("1b", "CLIP shows no text/image split", "effect size d of text vs image radius (CLIP)",
@@ -98,7 +101,8 @@ def _claim2(groups) -> list[dict]:
     keys = ["hierarchy/reference/TIE", "hierarchy/reference/LCA", "hierarchy/reference/J"]
     return [_compare_row("2a", "HyCoCLIP beats MERU on TIE/LCA/J", groups, "hycoclip", "meru", keys),
             _compare_row("2b", "HyCoCLIP beats CLIP on TIE/LCA/J", groups, "hycoclip", "clip", keys),
-            _compare_row("2c", "MERU is about equal to CLIP on TIE/LCA/J", groups, "meru", "clip", keys, "equal")]
+            _compare_row("2c", "MERU is about equal to CLIP on TIE/LCA/J", groups, "meru", "clip", keys,
+                         "equal")]
 
 
 def _drops(runs: list[Run], key: str, threshold: float):
@@ -156,7 +160,8 @@ def _last_curv(run: Run) -> float:
 
 def _claim3b(groups) -> dict:
     meru = [r for r in groups.get("meru", []) if settings(r).get("learn_curv", True)]
-    claim, measured = "With learnable curvature MERU drifts to the floor", "(c_last - floor) / (c_init - floor)"
+    claim = "With learnable curvature MERU drifts to the floor"
+    measured = "(c_last - floor) / (c_init - floor)"
     pos, lasts, floor, init = [], [], float("nan"), float("nan")
     for r in meru:
         cfg = settings(r)
@@ -191,7 +196,10 @@ def _claim5(runs: list[Run], groups) -> list[dict]:
     k1 = [r for (k, how), g in configs.items() if k == 1 and how != "linf" for r in g]
     others = {f"k={k}, {how}": g for (k, how), g in configs.items() if k != 1 and how != "linf"}
     (mr, sr, nr), (ml, sl, nl) = seed_stats(values(ref, key)), seed_stats(values(linf, key))
-    v, why = beats(values(ref, key), values(linf, key)) if nr and nl else inconclusive("needs l1 and linf runs")
+    if nr and nl:
+        v, why = beats(values(ref, key), values(linf, key))
+    else:
+        v, why = inconclusive("needs l1 and linf runs")
     rows = [_row("5a", "PHyCLIP: linf combination collapses", "zero-shot acc, l1 (base) vs linf",
                  f"l1 {fmt(mr, sr, nr)}; linf {fmt(ml, sl, nl)}",
                  "n/a" if not (nr and nl) else ("linf lower" if ml < mr else "linf not lower"), v, why)]
@@ -201,9 +209,11 @@ def _claim5(runs: list[Run], groups) -> list[dict]:
     lower = [name for name, g in others.items() if seed_stats(values(g, key))[0] < m1[0]]
     have = bool(m1[2]) and bool(others)
     rows.append(_row("5b", "PHyCLIP: k=1 is the weakest configuration", "zero-shot acc per configuration",
-                     "; ".join(vals), "n/a" if not have else ("k=1 lowest" if not lower else f"lower than k=1: {lower}"),
+                     "; ".join(vals),
+                     "n/a" if not have else ("k=1 lowest" if not lower else f"lower than k=1: {lower}"),
                      combine(parts.values()) if have else "inconclusive",
-                     f"other configuration beats k=1: {parts}" if have else "needs k=1 runs and other configurations"))
+                     f"other configuration beats k=1: {parts}" if have
+                     else "needs k=1 runs and other configurations"))
     rows.append(_compare_row("5c", "PHyCLIP scores better on composition than HyCoCLIP", groups, "phyclip",
                              "hycoclip", ["composition/acc"]))
     return rows
@@ -228,7 +238,8 @@ def _boundary_radius(run: Run) -> float:
 
 
 def _claim6(groups) -> list[dict]:
-    rows = [_compare_row("6a", "ARGENT beats HyCoCLIP on PEP", groups, "argent", "hycoclip", ["pep/auc", "pep/ap"])]
+    rows = [_compare_row("6a", "ARGENT beats HyCoCLIP on PEP", groups, "argent", "hycoclip",
+                         ["pep/auc", "pep/ap"])]
     parts, vals, dirs = [], [], []
     for m in ("meru", "hycoclip"):
         res = [x for x in (_collapse(r) for r in groups.get(m, [])) if x is not None]
@@ -238,7 +249,8 @@ def _claim6(groups) -> list[dict]:
             continue
         inside = [a for a, _ in res]
         ratio = seed_stats([b for _, b in res])
-        vals.append(f"{method_label(m)}: parents inside {sum(inside)}/{len(res)} seeds; final/peak loss {fmt(*ratio)}")
+        vals.append(f"{method_label(m)}: parents inside {sum(inside)}/{len(res)} seeds; "
+                    f"final/peak loss {fmt(*ratio)}")
         dirs.append(f"{method_label(m)}: loss at {100 * ratio[0]:.0f}% of peak, "
                     f"parents {'inside' if all(inside) else 'outside' if not any(inside) else 'mixed'}")
         zero = [b <= 0.05 for _, b in res]
@@ -251,11 +263,12 @@ def _claim6(groups) -> list[dict]:
     argent = [r for r in groups.get("argent", []) if math.isfinite(r.metric("diagnostics/curv_mean"))]
     a_in = [r.metric("diagnostics/radius/text/median") <= _boundary_radius(r) for r in argent]
     rows.append(_row("6b", "Plain entailment loss goes to zero once parents fall inside the norm boundary",
-                     "median text radius vs asinh(2K)/sqrt(c); entailment loss (mean of last 10% of steps) / peak",
+                     "median text radius vs asinh(2K)/sqrt(c); entailment loss (mean of last 10% of "
+                     "steps) / peak",
                      "; ".join(vals), "; ".join(dirs) or "n/a", combine(parts),
-                     f"per method (MERU, HyCoCLIP): {parts}; yes = parents inside and loss <= 5% of its peak; "
-                     "inconclusive where parents stayed outside (condition not reached); for contrast, ARGENT's "
-                     f"parents are inside in {sum(a_in)}/{len(a_in)} seeds"))
+                     f"per method (MERU, HyCoCLIP): {parts}; yes = parents inside and loss <= 5% of its "
+                     "peak; inconclusive where parents stayed outside (condition not reached); for "
+                     f"contrast, ARGENT's parents are inside in {sum(a_in)}/{len(a_in)} seeds"))
     return rows
 
 

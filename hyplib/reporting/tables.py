@@ -35,7 +35,7 @@ def to_markdown(table: pd.DataFrame, keys: Mapping[str, tuple[str, bool]] = MAIN
     out["seeds"] = table["seeds"]
     for name, higher in keys.values():
         mean, std = table[f"{name} mean"], table[f"{name} std"]
-        cells = [("–" if not math.isfinite(m) else f"{m:.3f}" + (f" ± {s:.3f}" if math.isfinite(s) else ""))
+        cells = ["–" if not math.isfinite(m) else f"{m:.3f}" + (f" ± {s:.3f}" if math.isfinite(s) else "")
                  for m, s in zip(mean, std)]
         out[f"{name} {'↑' if higher else '↓'}"] = cells
     return out.to_markdown()

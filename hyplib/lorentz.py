@@ -169,6 +169,26 @@ def pairwise_inner(x: Tensor, y: Tensor, *, curv) -> Tensor:
     return (z / -c).reshape(*lead, z.shape[-2], z.shape[-1])
 
 
+class _PairwiseAcosh(torch.autograd.Function):
+    """``acosh(z)`` for ``z >= 1`` as ``log(z + sqrt(z^2 - 1))`` in place on one buffer.
+
+    ``torch.acosh`` is not vectorised on CPU and each out-of-place pass allocates a (B1, B2)
+    buffer; this form is ~2x faster there. Backward: ``grad / sqrt(z^2 - 1)``.
+    """
+
+    @staticmethod
+    def forward(ctx, z):
+        ctx.save_for_backward(z)
+        minus_one = torch.tensor(-1.0, dtype=z.dtype, device=z.device)
+        return torch.addcmul(minus_one, z, z).sqrt_().add_(z).log_()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (z,) = ctx.saved_tensors
+        minus_one = torch.tensor(-1.0, dtype=z.dtype, device=z.device)
+        return grad * torch.addcmul(minus_one, z, z).rsqrt_()
+
+
 def _acosh_of_neg_inner(prod: Tensor, curv) -> Tensor:
     # Floor at 1 + eps: rounding can push -c<x,y> below 1 for (nearly) coincident points,
     # where acosh is undefined and its gradient infinite.
@@ -216,7 +236,7 @@ def pairwise_dist(x: Tensor, y: Tensor, *, curv) -> Tensor:
     # Floor at 1 + eps: rounding puts -c<x,y> below 1 for (nearly) coincident points, where
     # acosh is undefined. In place: baddbmm's backward does not need its output.
     z = z.clamp_min_(1.0 + eps_for(z.dtype))
-    out = torch.acosh(z).div_(c.sqrt())
+    out = _PairwiseAcosh.apply(z).div_(c.sqrt())
     return out.reshape(*lead, z.shape[-2], z.shape[-1])
 
 

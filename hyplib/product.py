@@ -19,7 +19,7 @@ from hyplib import lorentz
 
 __all__ = [
     "COMBINATIONS", "split", "merge", "combine", "factor_curv", "dist", "pairwise_factor_dists",
-    "pairwise_dist", "pairwise_factor_inner", "expmap0", "logmap0", "dist0",
+    "pairwise_dist", "pairwise_factor_inner", "pairwise_inner_sum", "expmap0", "logmap0", "dist0",
 ]
 
 COMBINATIONS = ("l1", "l2", "linf")
@@ -110,3 +110,17 @@ def pairwise_factor_inner(x: Tensor, y: Tensor, *, curv) -> Tensor:
     """
     xf, yf = _factor_major(x, y)
     return lorentz.pairwise_inner(xf, yf, curv=factor_curv(curv, x.shape[1], x)).permute(1, 2, 0)
+
+
+def pairwise_inner_sum(x: Tensor, y: Tensor, *, curv) -> Tensor:
+    """Sum over factors of Lorentzian inner products: (B1, k, d) x (B2, k, d) -> (B1, B2).
+
+    .. math:: \\sum_i \\langle x_i, y_i \\rangle_L = x \\cdot y - \\sum_i x_{t,i}\\, y_{t,i}
+
+    Two matmuls (flat space parts, then the (B, k) time parts); no (B1, B2, k) buffer.
+    """
+    _factor_major(x, y)
+    c = factor_curv(curv, x.shape[1], x)
+    xt = lorentz.time_component(x, curv=c)
+    yt = lorentz.time_component(y, curv=c)
+    return merge(x) @ merge(y).T - xt @ yt.T

@@ -38,6 +38,7 @@ def test_pairwise_product_matches_factor_loops(gen, dtype, tol):
         torch.testing.assert_close(paired, P.pairwise_dist(x[:2], y, curv=curv, how=how).diagonal(), **tol)
     inner = torch.stack([L.pairwise_inner(x[:, i], y[:, i], curv=float(curv[i])) for i in range(k)], -1)
     torch.testing.assert_close(P.pairwise_factor_inner(x, y, curv=curv), inner, **tol)
+    torch.testing.assert_close(P.pairwise_inner_sum(x, y, curv=curv), inner.sum(-1), **tol)
 
 
 def test_single_factor_is_one_hyperboloid(gen, dtype, tol):

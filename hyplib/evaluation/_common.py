@@ -188,17 +188,11 @@ def similarity_fn(method, score: str = "method"):
 
 
 def product_inner_sum(image: Tensor, text: Tensor, curv, k: int) -> Tensor:
-    """Sum over the ``k`` factors of the Lorentz inner products, (Ni, k*d) x (Nt, k*d) -> (Ni, Nt).
-
-    .. math:: \\sum_i \\langle x_i, y_i\\rangle_L = x\\cdot y - \\sum_i x_{t,i}\\, y_{t,i}
-    """
+    """Flat (Ni, k*d) x (Nt, k*d) -> (Ni, Nt): :func:`hyplib.product.pairwise_inner_sum`."""
     image = image.float() if image.dtype in (torch.float16, torch.bfloat16) else image
     text = text.to(image.dtype)
     c = product.factor_curv(curv, k, image).to(image.dtype)
-    xs, ys = product.split(image, k), product.split(text, k)
-    xt = torch.sqrt(1.0 / c + (xs * xs).sum(-1))  # (Ni, k) time parts
-    yt = torch.sqrt(1.0 / c + (ys * ys).sum(-1))  # (Nt, k)
-    return image @ text.T - xt @ yt.T
+    return product.pairwise_inner_sum(product.split(image, k), product.split(text, k), curv=c)
 
 
 def paired_similarity(sim, image: Tensor, text: Tensor, curv, block: int = 512) -> Tensor:

@@ -13,7 +13,7 @@ __all__ = ["PHyCLIP", "SCORES"]
 
 def _score_inner_sum(image: Tensor, text: Tensor, curv, k: int, how: str) -> Tensor:
     """Sum over factors of Lorentz inner products (the authors' zero-shot/retrieval score)."""
-    return product.pairwise_factor_inner(product.split(image, k), product.split(text, k), curv=curv).sum(-1)
+    return product.pairwise_inner_sum(product.split(image, k), product.split(text, k), curv=curv)
 
 
 def _score_distance(image: Tensor, text: Tensor, curv, k: int, how: str) -> Tensor:

@@ -158,7 +158,7 @@ def test_resume_with_different_config_refuses_listing_keys(tmp_path):
 def test_completed_run_rerun_is_a_no_op(tmp_path):
     first = fit(cfg_for("clip", steps=2), tmp_path, parts_for("clip"))
     again = fit(cfg_for("clip", steps=2), tmp_path, parts_for("clip"))
-    assert again["completed"] and again["steps_done"] == 2
+    assert again["completed"] and again["steps_done"] == 2 and again["final"] == first["final"]
     assert again["final_loss"] == pytest.approx(first["final_loss"])
     assert len(read_log(tmp_path / "log.jsonl")) == 2
 

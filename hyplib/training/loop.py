@@ -141,97 +141,123 @@ def _fit(cfg: dict, run_dir: Path, parts: Components, info: DistInfo, stop_after
         raise ConfigError(f"train.batch_size = {global_batch} does not split over {info.world_size} processes")
     resume_path, state = _find_resume(cfg, run_dir, info)
     if state is not None and state["step"] >= total and (run_dir / "final.pt").is_file():
-        return {**ckpt.load(run_dir / "final.pt")["summary"], "resumed_from": str(resume_path)}  # done before
+        done = ckpt.load(run_dir / "final.pt")["summary"]  # finished before: nothing to train
+        return {**done, "resumed_from": str(resume_path), "final": str(run_dir / "final.pt")}
     if info.is_main:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         dump_yaml(cfg, run_dir / "config.yaml")
 
-    seed_everything(cfg["seed"])
-    module = parts.build_model().to(info.device)
-    module.train()
-    optimizer = build_optimizer(parts.param_groups(module, t_cfg["weight_decay"]), t_cfg, info.device)
-    sched = WarmupCosine(optimizer, base_lr=t_cfg["lr"], warmup=t_cfg["warmup_steps"], total=total,
-                         min_lr=t_cfg["min_lr"])
-    start = 0
-    if state is not None:
-        module.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start = int(state["step"])
-    loader = parts.make_loader(module, batch_size=global_batch // info.world_size, rank=info.rank,
-                               world_size=info.world_size, start_batch=start)
-    batches = iter(loader)
-    model = module
-    if info.enabled:
-        first = next(batches)
-        batches = itertools.chain([first], batches)
-        model = wrap_ddp(module, info, unused_parameters(module, parts.method, to_device(first, info.device)))
-    runner = StepRunner(model, parts.method, optimizer, device=info.device, precision=t_cfg["precision"],
-                        grad_clip=t_cfg["grad_clip"], gather=t_cfg["gather"])
-    if state is not None:
-        runner.scaler.load_state_dict(state["scaler"])
-        ckpt.set_rng_state(state["rng"])  # last, so nothing above consumes the restored streams
-
+    run = _Run(cfg, run_dir, parts, info, state)
+    end = total if stop_after is None else min(total, run.start + int(stop_after))
     logger = JsonlLogger(run_dir / "log.jsonl", enabled=info.is_main)
-    logger.truncate_after(start)  # a fresh run starts an empty log; a resumed one drops redone steps
-    end = total if stop_after is None else min(total, start + int(stop_after))
-    bar = tqdm(total=total, initial=start, desc=f"train {getattr(parts.method, 'name', '')}",
+    logger.truncate_after(run.start)  # a fresh run starts an empty log; a resumed one drops redone steps
+    bar = tqdm(total=total, initial=run.start, desc=f"train {getattr(parts.method, 'name', '')}",
                disable=not (info.is_main and t_cfg["progress"]), dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30.0)  # batch logs: a line per 30 s
-    last_good, loss_v, terms = resume_path, float("nan"), {}
-    t_start = time.perf_counter()
+    last_good, record = resume_path, {"loss": float("nan")}
     try:
-        for step in range(start, end):
-            t0 = time.perf_counter()
-            try:
-                batch = next(batches)
-            except StopIteration:
-                raise RuntimeError(f"the loader ran out after {step - start} batches (step {step}); "
-                                   f"it must yield at least train.steps = {total} batches") from None
-            t_data = time.perf_counter() - t0
-            loss, logs = runner.forward(to_device(batch, info.device))
-            loss_v, terms = to_number(loss), {k: to_number(v) for k, v in logs.items()}
-            if not all_true(math.isfinite(loss_v) and not terms_finite(terms), info.device):
-                raise NonFiniteLossError(_nonfinite_message(step + 1, loss_v, terms, last_good))
-            lr = sched.current_lr()
-            grad_norm = runner.backward_step(loss)
-            sched.step()
-            done = step + 1
-            dt = time.perf_counter() - t0
-            record = {"step": done, **terms, "loss": loss_v, **model_scalars(module), "lr": lr,
-                      "samples_per_s": global_batch / dt, "data_s": t_data,
-                      "time": time.perf_counter() - t_start}
-            if grad_norm is not None:
-                record["grad_norm"] = to_number(grad_norm)
-            if done % t_cfg["log_every"] == 0 or done == end:
+        for step in range(run.start, end):
+            record = run.step(step, last_good)
+            if record["step"] % t_cfg["log_every"] == 0 or record["step"] == end:
                 logger.write(record)
             bar.update(1)
-            bar.set_postfix(postfix(loss_v, terms, record), refresh=False)
-            if done % t_cfg["checkpoint_every"] == 0 or done == total:
-                last_good = _save(run_dir, module, optimizer, sched, runner, cfg, done, info)
+            bar.set_postfix(postfix(record["loss"], run.terms, record), refresh=False)
+            if record["step"] % t_cfg["checkpoint_every"] == 0 or record["step"] == total:
+                last_good = run.save(record["step"])
     finally:
         bar.close()
         logger.close()
-    completed = end == total
-    wall = time.perf_counter() - t_start
-    summary = {"run_dir": str(run_dir), "method": cfg["method"], "steps_done": end, "completed": completed,
-               "final_loss": loss_v, "final_logs": terms, "resumed_from": str(resume_path) if resume_path else None,
-               "wall_s": wall, "samples_per_s": (end - start) * global_batch / wall if wall > 0 else None,
+    wall = time.perf_counter() - run.t_start
+    summary = {"run_dir": str(run_dir), "method": cfg["method"], "steps_done": end, "completed": end == total,
+               "final_loss": record["loss"], "final_logs": run.terms,
+               "resumed_from": str(resume_path) if resume_path else None, "wall_s": wall,
+               "samples_per_s": (end - run.start) * global_batch / wall if wall > 0 else None,
                "last_checkpoint": str(last_good) if last_good else None, "final": None}
-    if completed:
-        summary["final"] = str(_write_final(run_dir, module, cfg, end, summary, loader, info))
+    if end == total:
+        summary["final"] = str(_write_final(run_dir, run.module, cfg, end, summary, run.loader, info))
     barrier()
     return summary
 
 
-def _save(run_dir: Path, module, optimizer, sched, runner, cfg, step: int, info: DistInfo) -> Path:
-    """Write ``checkpoints/step_<step>.pt`` (rank 0) and keep the newest few."""
-    path = ckpt.checkpoint_path(run_dir / "checkpoints", step)
-    if info.is_main:
-        state = {"model": module.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": sched.state_dict(), "scaler": runner.scaler.state_dict(),
-                 "rng": ckpt.rng_state(), "step": step, "batches": step,
-                 "world_size": info.world_size, "config": cfg}
-        ckpt.atomic_save(state, path)
-        ckpt.prune(run_dir / "checkpoints", cfg["train"]["keep_checkpoints"])
-    return path
+class _Run:
+    """The live state of one training run: model, optimiser, schedule, batches, step runner.
+
+    Built in the order that makes resume exact: seed, model, optimiser, restored states,
+    loader at ``start_batch``, DDP, and the RNG streams restored last.
+    """
+
+    def __init__(self, cfg: dict, run_dir: Path, parts: Components, info: DistInfo, state: dict | None):
+        t_cfg = cfg["train"]
+        self.cfg, self.run_dir, self.info = cfg, run_dir, info
+        self.global_batch = t_cfg["batch_size"]
+        seed_everything(cfg["seed"])
+        self.module = parts.build_model().to(info.device).train()
+        self.optimizer = build_optimizer(parts.param_groups(self.module, t_cfg["weight_decay"]), t_cfg,
+                                         info.device)
+        self.sched = WarmupCosine(self.optimizer, base_lr=t_cfg["lr"], warmup=t_cfg["warmup_steps"],
+                                  total=t_cfg["steps"], min_lr=t_cfg["min_lr"])
+        self.start = 0
+        if state is not None:
+            self.module.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.sched.load_state_dict(state["scheduler"])
+            self.start = int(state["step"])
+        self.loader = parts.make_loader(self.module, batch_size=self.global_batch // info.world_size,
+                                        rank=info.rank, world_size=info.world_size, start_batch=self.start)
+        self.batches = iter(self.loader)
+        model = self.module
+        if info.enabled:
+            first = next(self.batches)
+            self.batches = itertools.chain([first], self.batches)
+            unused = unused_parameters(self.module, parts.method, to_device(first, info.device))
+            model = wrap_ddp(self.module, info, unused)
+        self.runner = StepRunner(model, parts.method, self.optimizer, device=info.device,
+                                 precision=t_cfg["precision"], grad_clip=t_cfg["grad_clip"], gather=t_cfg["gather"])
+        if state is not None:
+            self.runner.scaler.load_state_dict(state["scaler"])
+            ckpt.set_rng_state(state["rng"])  # last, so nothing above consumes the restored streams
+        self.terms: dict = {}
+        self.t_start = time.perf_counter()
+
+    def _next_batch(self, step: int) -> dict:
+        try:
+            return next(self.batches)
+        except StopIteration:
+            raise RuntimeError(f"the loader ran out at step {step + 1}; it must yield at least "
+                               f"train.steps = {self.cfg['train']['steps']} batches") from None
+
+    def step(self, step: int, last_good: Path | None) -> dict:
+        """Run optimiser step ``step + 1``; returns its ``log.jsonl`` record.
+
+        Raises:
+            NonFiniteLossError: before the update, if the loss or a logged term is NaN/Inf.
+        """
+        t0 = time.perf_counter()
+        batch = self._next_batch(step)
+        t_data = time.perf_counter() - t0
+        loss, logs = self.runner.forward(to_device(batch, self.info.device))
+        loss_v, self.terms = to_number(loss), {k: to_number(v) for k, v in logs.items()}
+        if not all_true(math.isfinite(loss_v) and not terms_finite(self.terms), self.info.device):
+            raise NonFiniteLossError(_nonfinite_message(step + 1, loss_v, self.terms, last_good))
+        lr = self.sched.current_lr()
+        grad_norm = self.runner.backward_step(loss)
+        self.sched.step()
+        dt = time.perf_counter() - t0
+        record = {"step": step + 1, **self.terms, "loss": loss_v, **model_scalars(self.module), "lr": lr,
+                  "samples_per_s": self.global_batch / dt, "data_s": t_data,
+                  "time": time.perf_counter() - self.t_start}
+        if grad_norm is not None:
+            record["grad_norm"] = to_number(grad_norm)
+        return record
+
+    def save(self, step: int) -> Path:
+        """Write ``checkpoints/step_<step>.pt`` (rank 0) and keep the newest few."""
+        path = ckpt.checkpoint_path(self.run_dir / "checkpoints", step)
+        if self.info.is_main:
+            state = {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+                     "scheduler": self.sched.state_dict(), "scaler": self.runner.scaler.state_dict(),
+                     "rng": ckpt.rng_state(), "step": step, "batches": step,
+                     "world_size": self.info.world_size, "config": self.cfg}
+            ckpt.atomic_save(state, path)
+            ckpt.prune(self.run_dir / "checkpoints", self.cfg["train"]["keep_checkpoints"])
+        return path

@@ -94,7 +94,8 @@ def report(title: str, rates: dict[str, tuple[float, float]]) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", default=str(ROOT / "config/runs/default.yaml"), help="run config whose model: is timed")
+    p.add_argument("--config", default=str(ROOT / "config/runs/default.yaml"),
+                   help="run config whose model: section is timed")
     p.add_argument("--methods", nargs="+", default=methods.names())
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=5, help="steps per timed round")

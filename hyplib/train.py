@@ -25,7 +25,8 @@ from hyplib.training import checkpoint as ckpt
 from hyplib.training.config import ConfigError, resolve_config
 from hyplib.training.loop import Components, NonFiniteLossError, ResumeConfigError, fit
 
-__all__ = ["train", "load_trained", "build_components", "split_overrides", "main", "NonFiniteLossError", "ResumeConfigError",
+__all__ = ["train", "load_trained", "build_components", "split_overrides", "main", "NonFiniteLossError",
+           "ResumeConfigError",
            "ConfigError"]
 
 

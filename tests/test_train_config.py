@@ -27,7 +27,8 @@ def test_shipped_configs_resolve_for_every_method(size, name):
 
 
 def test_paper_recipes_per_method():
-    batch = {m: resolve_config(RUNS / "paper.yaml", {"method": m})["train"]["batch_size"] for m in methods.names()}
+    batch = {m: resolve_config(RUNS / "paper.yaml", {"method": m})["train"]["batch_size"]
+             for m in methods.names()}
     assert batch["meru"] == batch["atmg"] == batch["clip"] == 2048
     assert batch["hycoclip"] == batch["phyclip"] == 768
     # an explicit override beats the per-method recipe
@@ -67,7 +68,8 @@ def test_diff_lists_changed_keys_but_not_runtime_ones():
     a = resolve_config({"method": "meru"})
     b = resolve_config({"method": "atmg", "train": {"progress": False, "lr": 1e-3},
                         "method_overrides": {"variant": "code"}})
-    assert diff_configs(a, b) == ["method: 'meru' -> 'atmg'", "method_overrides.variant: <absent> -> 'code'", "train.lr: 0.0005 -> 0.001"]
+    assert diff_configs(a, b) == ["method: 'meru' -> 'atmg'", "method_overrides.variant: <absent> -> 'code'",
+                                  "train.lr: 0.0005 -> 0.001"]
 
 
 def test_warmup_then_cosine():
@@ -88,8 +90,8 @@ def test_scheduler_state_restores_rate():
     other = WarmupCosine(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0), base_lr=2.0,
                          warmup=2, total=10)
     other.load_state_dict(sched.state_dict())
-    assert other.optimizer.param_groups[0]["lr"] == opt.param_groups[0]["lr"] == lr_at(5, base_lr=2.0, warmup=2,
-                                                                                       total=10)
+    expected = lr_at(5, base_lr=2.0, warmup=2, total=10)
+    assert other.optimizer.param_groups[0]["lr"] == opt.param_groups[0]["lr"] == expected
 
 
 def test_rng_state_roundtrip_through_a_weights_only_file(tmp_path):

@@ -45,8 +45,9 @@ def test_loss_falls_and_final_checkpoint_loads(tmp_path, shards, name):
 
 
 def test_method_overrides_reach_the_method(tmp_path, shards):
-    train(QUICK, tmp_path, overrides={"method": "meru", "method_overrides": {"curv_init": 0.5, "learn_curv": False},
-                                      "data.shards": shards, "train.steps": 2, "train.progress": False})
+    fixed = {"curv_init": 0.5, "learn_curv": False}
+    train(QUICK, tmp_path, overrides={"method": "meru", "method_overrides": fixed, "data.shards": shards,
+                                      "train.steps": 2, "train.progress": False})
     log = read_log(tmp_path / "log.jsonl")
     assert all(r["curv"] == pytest.approx(0.5) for r in log)
     with pytest.raises(ValueError, match="unknown override key"):

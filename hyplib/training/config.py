@@ -160,7 +160,8 @@ def _check_keys(cfg: Mapping, schema: Mapping, prefix: str = "") -> None:
         dotted = f"{prefix}{key}"
         if key not in schema:
             valid = ", ".join(sorted(schema))
-            raise ConfigError(f"unknown config key {dotted!r} (valid keys{' under ' + prefix[:-1] if prefix else ''}: {valid})")
+            where = f" under {prefix[:-1]}" if prefix else ""
+            raise ConfigError(f"unknown config key {dotted!r} (valid keys{where}: {valid})")
         if dotted in FREE_FORM:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"config key {dotted!r} must be a mapping, got {value!r}")
@@ -193,7 +194,8 @@ def _check_values(cfg: Mapping) -> None:
         ("train.steps", t["steps"], isinstance(t["steps"], int) and t["steps"] > 0, "a positive integer"),
         ("train.batch_size", t["batch_size"], isinstance(t["batch_size"], int) and t["batch_size"] > 1,
          "an integer > 1 (contrastive losses need negatives)"),
-        ("train.warmup_steps", t["warmup_steps"], isinstance(t["warmup_steps"], int) and t["warmup_steps"] >= 0,
+        ("train.warmup_steps", t["warmup_steps"],
+         isinstance(t["warmup_steps"], int) and t["warmup_steps"] >= 0,
          "an integer >= 0"),
         ("train.lr", t["lr"], isinstance(t["lr"], (int, float)) and t["lr"] > 0, "a positive number"),
         ("train.precision", t["precision"], t["precision"] in PRECISIONS, f"one of {PRECISIONS}"),

@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-import torch
 from torch import Tensor
 
 __all__ = ["to_number", "model_scalars", "JsonlLogger", "read_log", "postfix", "terms_finite"]

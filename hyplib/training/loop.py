@@ -110,7 +110,8 @@ def _find_resume(cfg: dict, run_dir: Path, info: DistInfo) -> tuple[Path | None,
 
 def _nonfinite_message(step: int, loss: float, terms: dict, last_good: Path | None) -> str:
     bad = terms_finite(terms)
-    where = ", ".join(f"{k}={terms[k]}" for k in bad) if bad else f"total loss={loss} (all logged terms finite)"
+    where = (", ".join(f"{k}={terms[k]}" for k in bad) if bad
+             else f"total loss={loss} (all logged terms finite)")
     good = str(last_good) if last_good else "none (no checkpoint written yet)"
     return (f"non-finite loss at step {step}: offending term(s): {where}. "
             f"Last good checkpoint: {good}. Terms at this step: {terms}")
@@ -138,7 +139,8 @@ def _fit(cfg: dict, run_dir: Path, parts: Components, info: DistInfo, stop_after
         torch.set_num_threads(int(t_cfg["threads"]))
     total, global_batch = t_cfg["steps"], t_cfg["batch_size"]
     if global_batch % info.world_size:
-        raise ConfigError(f"train.batch_size = {global_batch} does not split over {info.world_size} processes")
+        raise ConfigError(f"train.batch_size = {global_batch} does not split over "
+                          f"{info.world_size} processes")
     resume_path, state = _find_resume(cfg, run_dir, info)
     if state is not None and state["step"] >= total and (run_dir / "final.pt").is_file():
         done = ckpt.load(run_dir / "final.pt")["summary"]  # finished before: nothing to train
@@ -212,7 +214,8 @@ class _Run:
             unused = unused_parameters(self.module, parts.method, to_device(first, info.device))
             model = wrap_ddp(self.module, info, unused)
         self.runner = StepRunner(model, parts.method, self.optimizer, device=info.device,
-                                 precision=t_cfg["precision"], grad_clip=t_cfg["grad_clip"], gather=t_cfg["gather"])
+                                 precision=t_cfg["precision"], grad_clip=t_cfg["grad_clip"],
+                                 gather=t_cfg["gather"])
         if state is not None:
             self.runner.scaler.load_state_dict(state["scaler"])
             ckpt.set_rng_state(state["rng"])  # last, so nothing above consumes the restored streams

@@ -24,8 +24,8 @@ def lr_at(step: int, *, base_lr: float, warmup: int, total: int, min_lr: float =
     """
     if step < warmup:
         return base_lr * (step + 1) / warmup
-    span = max(1, total - 1 - warmup)
-    progress = min(1.0, (step - warmup) / span)
+    span = max(1, total - 1 - warmup)  # >= 1: no division by zero when warm-up fills the run
+    progress = min(1.0, (step - warmup) / span)  # <= 1: steps past the end stay at min_lr
     return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 

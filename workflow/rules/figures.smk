@@ -9,6 +9,7 @@ def figure_inputs(wildcards):
         "metrics": [f"{r['eval_dir']}/metrics.json" for r in runs],
         "embeddings": [f"{r['eval_dir']}/embeddings.npz" for r in runs],
         "logs": [f"{r['train_dir']}/log.jsonl" for r in runs],
+        "checkpoints": [f"{r['train_dir']}/final.pt" for r in runs],  # some figures re-encode
     }
 
 

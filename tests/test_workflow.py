@@ -151,3 +151,11 @@ def test_quick_end_to_end(tmp_path):
     print(f"quick workflow: {elapsed:.0f} s")
     again = _snakemake("-n", "--configfile", "config/quick.yaml", cwd=work)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_report_caption_covers_every_figure():
+    from hyplib.figures import CAPTIONS
+    text = (ROOT / "workflow/report/figure.rst").read_text()
+    for name in wf.FIGURE_NEEDS:
+        assert f'snakemake.wildcards.name == "{name}"' in text
+        assert name in CAPTIONS

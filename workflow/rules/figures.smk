@@ -18,7 +18,7 @@ rule figure:
         unpack(figure_inputs),
     output:
         pdf="results/figures/{name}.pdf",
-        png=report("results/figures/{name}.png", caption="../report/{name}.rst", category="Figures"),
+        png=report("results/figures/{name}.png", caption="../report/figure.rst", category="Figures"),
     log:
         "results/notebooks/figures/{name}.ipynb",
     threads: 1

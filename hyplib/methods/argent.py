@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hyplib import lorentz
-from hyplib.methods.base import Embeddings, Method, log_terms
+from hyplib.methods.base import HYPERBOLIC_DEFAULTS, Embeddings, Method, log_terms
 from hyplib.methods.terms import HIERARCHY_PAIRS, hierarchical_contrastive, hierarchical_entailment
 
 __all__ = ["ARGENT", "WEIGHT_FUNCTIONS", "adaptive_weight", "adaptive_entailment", "chordal_dist",
@@ -116,10 +116,7 @@ class ARGENT(Method):
     uses_boxes = True
     PAPER_DEFAULTS = {
         "embed_dim": 512,
-        "curv_init": 1.0,
-        "learn_curv": True,
-        "curv_clamp_ratio": 10.0,
-        "entail_weight": 0.2,
+        **HYPERBOLIC_DEFAULTS,
         "weight_fn": "exp",
         "sigma_inter": 1.0,
         "sigma_intra": 0.5,

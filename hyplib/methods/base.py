@@ -16,7 +16,7 @@ from torch import Tensor
 
 from hyplib.methods.spaces import Space, make_space
 
-__all__ = ["Embeddings", "Method", "COMMON_DEFAULTS"]
+__all__ = ["Embeddings", "Method", "COMMON_DEFAULTS", "HYPERBOLIC_DEFAULTS"]
 
 #: Defaults every method shares (MERU's/CLIP's parametrisation, METHODS.md section 2).
 COMMON_DEFAULTS: dict = {
@@ -52,6 +52,15 @@ class Embeddings:
     logit_scale: Tensor
     image_box: Tensor | None = None
     text_box: Tensor | None = None
+
+
+#: MERU's hyperbolic recipe, shared by the Lorentz-space methods that build on it.
+HYPERBOLIC_DEFAULTS: dict = {
+    "curv_init": 1.0,
+    "learn_curv": True,
+    "curv_clamp_ratio": 10.0,
+    "entail_weight": 0.2,
+}
 
 
 def boxes_as_pairs(emb: "Embeddings") -> "Embeddings":

@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from hyplib import lorentz
-from hyplib.methods.base import Embeddings, Method, log_terms
+from hyplib.methods.base import HYPERBOLIC_DEFAULTS, Embeddings, Method, log_terms
 from hyplib.methods.terms import entailment_violation, hierarchical_contrastive, hierarchical_entailment
 
 __all__ = ["HyCoCLIP"]
@@ -30,10 +30,7 @@ class HyCoCLIP(Method):
     uses_boxes = True
     PAPER_DEFAULTS = {
         "embed_dim": 512,
-        "curv_init": 1.0,
-        "learn_curv": True,
-        "curv_clamp_ratio": 10.0,
-        "entail_weight": 0.2,
+        **HYPERBOLIC_DEFAULTS,
         "eta_inter": 0.7,
         "eta_intra": 1.2,
         "min_radius": 0.1,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from hyplib import lorentz
-from hyplib.methods.base import Embeddings, Method, boxes_as_pairs, log_terms
+from hyplib.methods.base import HYPERBOLIC_DEFAULTS, Embeddings, Method, boxes_as_pairs, log_terms
 from hyplib.methods.terms import entailment_violation, symmetric_ce
 
 __all__ = ["MERU"]
@@ -25,10 +25,7 @@ class MERU(Method):
     uses_boxes = False
     PAPER_DEFAULTS = {
         "embed_dim": 512,
-        "curv_init": 1.0,
-        "learn_curv": True,
-        "curv_clamp_ratio": 10.0,
-        "entail_weight": 0.2,
+        **HYPERBOLIC_DEFAULTS,
         "min_radius": 0.1,
         "use_boxes": False,
     }

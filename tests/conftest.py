@@ -40,3 +40,16 @@ class _NoNetwork(socket.socket):
 def _block_network(monkeypatch):
     """Everything must work offline: any non-loopback connection fails the test."""
     monkeypatch.setattr(socket, "socket", _NoNetwork)
+
+
+def committed_parameters(path) -> dict:
+    """Assert a notebook is committed clean (first code cell tagged `parameters`, no outputs or
+    execution counts) and return its parameters (plain literals, run in isolation)."""
+    import nbformat
+
+    from hyplib.workflow import notebook_parameters
+
+    code = [c for c in nbformat.read(str(path), as_version=4).cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", []), f"{path}: first code cell is not tagged"
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), path
+    return notebook_parameters(path)

@@ -3,10 +3,10 @@ end-to-end papermill run on a tiny checkpoint and benchmark folder."""
 import json
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 import torch
+from conftest import committed_parameters
 
 NB = Path(__file__).resolve().parent.parent / "notebooks" / "03_evaluate.ipynb"
 TINY = dict(image_size=16, patch_size=8, vision_width=32, vision_layers=1, vision_heads=2, text_width=32,
@@ -14,12 +14,7 @@ TINY = dict(image_size=16, patch_size=8, vision_width=32, vision_layers=1, visio
 
 
 def test_committed_without_outputs_and_plain_parameters():
-    nb = nbformat.read(NB, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert "parameters" in code[0].metadata.get("tags", [])
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
-    ns = {}
-    exec(code[0].source, ns)  # plain literals only: no imports needed
+    ns = committed_parameters(NB)
     assert {"checkpoint", "bench_dir", "out_json", "out_npz", "device", "seed"} <= set(ns)
 
 

@@ -1,8 +1,8 @@
 """notebooks/02_train.ipynb: committed without outputs, plain parameters, a papermill run."""
 from pathlib import Path
 
-import nbformat
 import pytest
+from conftest import committed_parameters
 
 from hyplib.train import split_overrides
 from hyplib.training import checkpoint as ckpt
@@ -15,13 +15,8 @@ WORKFLOW_KEYS = {"config", "method", "overrides", "seed", "run_dir", "shards", "
 
 
 def test_committed_without_outputs_and_plain_parameters():
-    nb = nbformat.read(NB, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert "parameters" in code[0].metadata.get("tags", [])
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
-    ns = {}
-    exec(code[0].source, ns)  # plain literals only
-    assert set(ns) - {"__builtins__"} == WORKFLOW_KEYS
+    ns = committed_parameters(NB)
+    assert set(ns) == WORKFLOW_KEYS
     assert isinstance(ns["overrides"], dict)
 
 

@@ -14,16 +14,25 @@ Images: zero-shot ones are resized on the shorter side and centre-cropped (CLIP'
 transform); retrieval, composition and hierarcaps images are resized to a square without crop
 (the retrieval protocol of METHODS.md, section 4). A missing path raises FileNotFoundError naming
 it; a reader that finds nothing raises ValueError rather than returning an empty benchmark.
+
+Skipping: by default a missing or undecodable image raises. Given ``skipped=Counter()``, the
+benchmark readers skip such items instead and count them by reason (``missing_image``,
+``bad_image``, and per reader ``no_captions``, ``bad_item``, ``bad_row``), so nothing is dropped
+silently; :func:`hyplib.data.real.prepare_real` writes those counts to the manifest.
+``progress=True`` shows a tqdm bar over the items.
 """
 from __future__ import annotations
 
 import csv
 import json
+import logging
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from .captions import SUBSETS
 from .preprocess import resize_square, squash
@@ -31,6 +40,9 @@ from .records import BadRecord, Sample, decode_record
 from .shards import iter_records
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+HIERARCAPS_LEVELS = 4
+
+log = logging.getLogger(__name__)
 
 
 def _need(path, what: str) -> Path:
@@ -43,6 +55,26 @@ def _need(path, what: str) -> Path:
 def _load(path: Path, size: int, crop: bool) -> np.ndarray:
     img = Image.open(_need(path, "image")).convert("RGB")
     return np.asarray(resize_square(img, size) if crop else squash(img, size), np.uint8)
+
+
+def _try_load(path: Path, size: int, crop: bool, skipped: Counter | None) -> np.ndarray | None:
+    """:func:`_load`, or (with a ``skipped`` counter) None and the reason counted."""
+    if skipped is None:
+        return _load(path, size, crop)
+    if not Path(path).is_file():
+        reason = "missing_image"
+    else:
+        try:
+            return _load(path, size, crop)
+        except (OSError, ValueError, Image.DecompressionBombError):  # PIL's errors on bad files
+            reason = "bad_image"
+    skipped[reason] += 1
+    log.warning("skipped %s (%s)", path, reason)
+    return None
+
+
+def _bar(items, progress: bool, desc: str):
+    return tqdm(items, desc=desc, unit="img", disable=not progress, mininterval=2.0)
 
 
 def _nonempty(n: int, what: str, where) -> None:
@@ -63,7 +95,8 @@ def read_shards(path, *, skip_bad: bool = True) -> Iterator[Sample]:
     _nonempty(found, "readable records", path)
 
 
-def read_imagenet(root, *, image_size: int = 224, per_class: int | None = None) -> tuple[dict, dict]:
+def read_imagenet(root, *, image_size: int = 224, per_class: int | None = None,
+                  skipped: Counter | None = None, progress: bool = False) -> tuple[dict, dict]:
     """ImageNet-style ``root/<wnid>/*.JPEG`` -> zeroshot (labels in ImageNet class-index order)."""
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES
 
@@ -71,32 +104,46 @@ def read_imagenet(root, *, image_size: int = 224, per_class: int | None = None) 
     root = _need(root, "ImageNet folder")
     wnids = imagenet_wnids()
     index = {w: i for i, w in enumerate(wnids)}
-    images, labels = [], []
+    items = []
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
         if d.name not in index:
             raise ValueError(f"folder {d} is not an ImageNet-1k wnid")
         files = sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXT)[:per_class]
-        for f in files:
-            images.append(_load(f, image_size, crop=True))
-            labels.append(index[d.name])
+        items += [(f, index[d.name]) for f in files]
+    images, labels = [], []
+    for f, label in _bar(items, progress, "imagenet"):
+        img = _try_load(f, image_size, True, skipped)
+        if img is not None:
+            images.append(img)
+            labels.append(label)
     _nonempty(len(images), "images", root)
     templates = [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
     meta = {"classnames": list(IMAGENET_CLASSNAMES), "class_ids": wnids, "templates": templates}
     return {"images": np.stack(images), "labels": np.asarray(labels, np.int64)}, meta
 
 
-def _retrieval(items: list[tuple[Path, list[str]]], size: int, where) -> tuple[dict, dict]:
+def _retrieval(items: list[tuple[Path, list[str]]], size: int, where, skipped: Counter | None = None,
+               progress: bool = False, desc: str = "retrieval") -> tuple[dict, dict]:
+    """Images squashed to ``size`` and their captions; a skipped image takes its captions with it."""
     _nonempty(len(items), "images with captions", where)
     images, owner, captions = [], [], []
-    for i, (path, caps) in enumerate(items):
-        images.append(_load(path, size, crop=False))
+    for path, caps in _bar(items, progress, desc):
+        img = _try_load(path, size, False, skipped)
+        if img is None:
+            continue
+        owner += [len(images)] * len(caps)
+        images.append(img)
         captions += caps
-        owner += [i] * len(caps)
+    _nonempty(len(images), "readable images", where)
     return {"images": np.stack(images), "caption_image": np.asarray(owner, np.int64)}, {"captions": captions}
 
 
-def read_coco(captions_json, image_dir, *, image_size: int = 224, limit: int | None = None):
-    """COCO ``captions_val2017.json`` -> retrieval (all captions of each image)."""
+def read_coco(captions_json, image_dir, *, image_size: int = 224, limit: int | None = None,
+              skipped: Counter | None = None, progress: bool = False):
+    """COCO ``captions_val2017.json`` -> retrieval (all captions of each image).
+
+    Images without any caption are left out (counted as ``no_captions`` when ``skipped`` is given).
+    """
     data = json.loads(_need(captions_json, "COCO captions json").read_text())
     image_dir = _need(image_dir, "COCO image folder")
     caps: dict[int, list[str]] = {}
@@ -104,26 +151,43 @@ def read_coco(captions_json, image_dir, *, image_size: int = 224, limit: int | N
         caps.setdefault(ann["image_id"], []).append(ann["caption"].strip())
     items = [(image_dir / im["file_name"], caps[im["id"]]) for im in sorted(data["images"], key=lambda x: x["id"])
              if im["id"] in caps][:limit]
-    return _retrieval(items, image_size, captions_json)
+    if skipped is not None and limit is None:
+        uncaptioned = sum(im["id"] not in caps for im in data["images"])
+        if uncaptioned:
+            skipped["no_captions"] += uncaptioned
+    return _retrieval(items, image_size, captions_json, skipped, progress, "coco")
 
 
-def read_flickr30k(karpathy_json, image_dir, *, image_size: int = 224, split: str = "test", limit=None):
+def read_flickr30k(karpathy_json, image_dir, *, image_size: int = 224, split: str = "test", limit=None,
+                   skipped: Counter | None = None, progress: bool = False):
     """Karpathy ``dataset_flickr30k.json`` -> retrieval over one split (1k test images)."""
     data = json.loads(_need(karpathy_json, "Karpathy split json").read_text())
     image_dir = _need(image_dir, "Flickr30k image folder")
     items = [(image_dir / im["filename"], [s["raw"].strip() for s in im["sentences"]])
              for im in data["images"] if im.get("split") == split][:limit]
-    return _retrieval(items, image_size, f"{karpathy_json} split {split!r}")
+    return _retrieval(items, image_size, f"{karpathy_json} split {split!r}", skipped, progress, "flickr30k")
 
 
-def read_sugarcrepe(json_dir, image_dir, *, image_size: int = 224, subsets=SUBSETS, limit=None):
-    """SugarCrepe ``<subset>.json`` files ({id: {filename, caption, negative_caption}}) -> composition."""
+def read_sugarcrepe(json_dir, image_dir, *, image_size: int = 224, subsets=SUBSETS, limit=None,
+                    skipped: Counter | None = None, progress: bool = False):
+    """SugarCrepe ``<subset>.json`` files ({id: {filename, caption, negative_caption}}) -> composition.
+
+    With ``skipped``, an item lacking one of those keys is counted as ``bad_item``.
+    """
     json_dir, image_dir = _need(json_dir, "SugarCrepe folder"), _need(image_dir, "COCO image folder")
-    images, pos, neg, subs = [], [], [], []
+    items = []
     for subset in subsets:
         path = _need(json_dir / f"{subset}.json", f"SugarCrepe subset {subset!r}")
-        for item in list(json.loads(path.read_text()).values())[:limit]:
-            images.append(_load(image_dir / item["filename"], image_size, crop=False))
+        items += [(subset, item) for item in list(json.loads(path.read_text()).values())[:limit]]
+    images, pos, neg, subs = [], [], [], []
+    for subset, item in _bar(items, progress, "sugarcrepe"):
+        if skipped is not None and not (isinstance(item, dict) and all(
+                isinstance(item.get(k), str) for k in ("filename", "caption", "negative_caption"))):
+            skipped["bad_item"] += 1
+            continue
+        img = _try_load(image_dir / item["filename"], image_size, False, skipped)
+        if img is not None:
+            images.append(img)
             pos.append(item["caption"])
             neg.append(item["negative_caption"])
             subs.append(subset)
@@ -132,17 +196,26 @@ def read_sugarcrepe(json_dir, image_dir, *, image_size: int = 224, subsets=SUBSE
     return {"images": np.stack(images)}, meta
 
 
-def read_hierarcaps(csv_path, image_dir, *, image_size: int = 224, limit=None):
+def read_hierarcaps(csv_path, image_dir, *, image_size: int = 224, limit=None,
+                    skipped: Counter | None = None, progress: bool = False):
     """HierarCaps test CSV (``id,captions,image_url``; levels joined by `` => ``) -> hierarcaps.
 
-    Images are looked up in ``image_dir`` by the URL's file name.
+    Images are looked up in ``image_dir`` by the URL's file name. With ``skipped``, a row
+    without exactly 4 non-empty levels or without an image URL is counted as ``bad_row``.
     """
     image_dir = _need(image_dir, "HierarCaps image folder")
-    images, caps = [], []
     with open(_need(csv_path, "HierarCaps csv"), newline="") as fh:
-        for row in list(csv.DictReader(fh))[:limit]:
-            levels = [c.strip() for c in row["captions"].split("=>")]
-            images.append(_load(image_dir / row["image_url"].rsplit("/", 1)[-1], image_size, crop=False))
+        rows = list(csv.DictReader(fh))[:limit]
+    images, caps = [], []
+    for row in _bar(rows, progress, "hierarcaps"):
+        levels = [c.strip() for c in (row.get("captions") or "").split("=>")]
+        url = (row.get("image_url") or "").strip()
+        if skipped is not None and (len(levels) != HIERARCAPS_LEVELS or not all(levels) or not url):
+            skipped["bad_row"] += 1
+            continue
+        img = _try_load(image_dir / url.rsplit("/", 1)[-1], image_size, False, skipped)
+        if img is not None:
+            images.append(img)
             caps.append(levels)
     _nonempty(len(images), "HierarCaps rows", csv_path)
     return {"images": np.stack(images)}, {"captions": caps}

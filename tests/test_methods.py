@@ -144,6 +144,55 @@ def test_clip_equals_open_clip_loss():
     assert set(ours["logs"]) >= {"contrastive_image_text", "contrastive_text_image"}
 
 
+def test_clip_gradients_equal_open_clip_loss():
+    g = torch.Generator().manual_seed(2)
+    feats = [F.normalize(torch.randn(24, 16, generator=g, dtype=torch.float64), dim=-1).requires_grad_()
+             for _ in range(2)]
+    s = torch.tensor(1 / 0.07, dtype=torch.float64, requires_grad=True)
+    ours = torch.autograd.grad(methods.get("clip").loss(Embeddings(*feats, torch.tensor(1.0), s))["loss"],
+                               [*feats, s])
+    ref = torch.autograd.grad(open_clip.loss.ClipLoss()(*feats, s), [*feats, s])
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_symmetric_ce_equals_two_cross_entropies():
+    from hyplib.methods.terms import diagonal_ce, symmetric_ce
+
+    g = torch.Generator().manual_seed(3)
+    logits = (5 * torch.randn(9, 9, generator=g, dtype=torch.float64)).requires_grad_()
+    rows, cols = symmetric_ce(logits)
+    torch.testing.assert_close(rows, diagonal_ce(logits))
+    torch.testing.assert_close(cols, diagonal_ce(logits.t()))
+    got = torch.autograd.grad(0.3 * rows + 0.7 * cols, logits)[0]
+    want = torch.autograd.grad(0.3 * diagonal_ce(logits) + 0.7 * diagonal_ce(logits.t()), logits)[0]
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match=r"square.*\(3, 4\)"):
+        symmetric_ce(torch.zeros(3, 4))
+
+
+def test_diagonal_ce_of_a_transposed_view_equals_cross_entropy():
+    from hyplib.methods.terms import diagonal_ce
+
+    g = torch.Generator().manual_seed(4)
+    stored = (3 * torch.randn(6, 6, generator=g, dtype=torch.float64)).requires_grad_()
+    got = diagonal_ce(stored.t())                              # a transposed view: column path
+    ref = F.cross_entropy(stored.t().contiguous(), torch.arange(6))
+    torch.testing.assert_close(got, ref)
+    torch.testing.assert_close(torch.autograd.grad(got, stored)[0], torch.autograd.grad(ref, stored)[0])
+
+
+def test_pairwise_exterior_angles_match_both_single_forms():
+    from hyplib import lorentz
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    y = torch.randn(7, 4, generator=g, dtype=torch.float64)
+    at_x, at_y = lorentz.pairwise_exterior_angles(x, y, curv=0.4)
+    torch.testing.assert_close(at_x, lorentz.pairwise_exterior_angle(x, y, curv=0.4))
+    torch.testing.assert_close(at_y, lorentz.pairwise_exterior_angle(y, x, curv=0.4).t())
+
+
 def test_clip_similarity_is_cosine():
     img, txt = F.normalize(torch.randn(3, 4), dim=-1), F.normalize(torch.randn(5, 4), dim=-1)
     sim = methods.get("clip").similarity(img, txt, curv=None)

@@ -36,10 +36,9 @@ def angle_logits(emb: Embeddings) -> dict[str, Tensor]:
         images), and ``"image_text"``: (B_img, B_txt) ``+phi(I_i, T_j)`` (angle at the image;
         softmax over texts).
     """
-    return {
-        "text_image": -lorentz.pairwise_exterior_angle(emb.text, emb.image, curv=emb.curv),
-        "image_text": lorentz.pairwise_exterior_angle(emb.image, emb.text, curv=emb.curv),
-    }
+    at_text, at_image = lorentz.pairwise_exterior_angles(emb.text, emb.image, curv=emb.curv)
+    # Both are (B_txt, B_img): text_image's softmax runs along rows, image_text's along columns.
+    return {"text_image": -at_text, "image_text": at_image.t()}
 
 
 def centroid_regulariser(emb: Embeddings, radius_text: float, radius_image: float) -> Tensor:
@@ -82,6 +81,7 @@ def _loss_code(method: "ATMG", emb: Embeddings) -> dict:
     """
     logits = angle_logits(emb)
     text_image = diagonal_ce(emb.logit_scale * logits["text_image"])
+    # image_text is a transposed view: its CE runs down the columns of a contiguous matrix.
     image_text = diagonal_ce(emb.logit_scale * logits["image_text"])
     loss = 0.5 * (text_image + image_text)
     return {"loss": loss, "logs": log_terms(contrastive_text_image=text_image,

@@ -34,13 +34,49 @@ def diagonal_ce(logits: Tensor) -> Tensor:
 
     .. math:: \\mathrm{CE} = -\\frac1B\\sum_i \\log \\frac{e^{\\ell_{ii}}}{\\sum_j e^{\\ell_{ij}}}
     """
+    logits = as_float(logits)
+    if logits.dim() == 2 and not logits.is_contiguous() and logits.t().is_contiguous():
+        # A transposed view: reduce down the columns of the stored matrix, since
+        # cross_entropy would first copy it (and its gradient) with strided passes.
+        return (torch.logsumexp(logits.t(), 0) - logits.diagonal()).mean()
     target = torch.arange(logits.shape[0], device=logits.device)
-    return F.cross_entropy(as_float(logits), target)
+    return F.cross_entropy(logits, target)
+
+
+class _SymmetricCE(torch.autograd.Function):
+    """Both diagonal cross-entropies of a square (B, B) matrix, without transposed copies.
+
+    ``F.cross_entropy(logits.t())`` makes a strided copy of the matrix and its gradient (on CPU
+    each costs several contiguous passes); here the column direction is a ``logsumexp`` over
+    dim 0, and the gradient is ``g_r softmax_rows + g_c softmax_cols - (g_r + g_c) I``, over B.
+    """
+
+    @staticmethod
+    def forward(ctx, logits):
+        rows, cols = torch.logsumexp(logits, 1), torch.logsumexp(logits, 0)
+        diag = logits.diagonal()
+        ctx.save_for_backward(logits, rows, cols)
+        return torch.stack([(rows - diag).mean(), (cols - diag).mean()])
+
+    @staticmethod
+    def backward(ctx, g):
+        logits, rows, cols = ctx.saved_tensors
+        n = logits.shape[0]
+        grad = torch.sub(logits, rows[:, None]).exp_().mul_(g[0] / n)
+        grad.add_(torch.sub(logits, cols[None, :]).exp_().mul_(g[1] / n))
+        grad.diagonal().sub_((g[0] + g[1]) / n)
+        return grad
 
 
 def symmetric_ce(logits: Tensor) -> tuple[Tensor, Tensor]:
-    """Both directions of a square (B, B) logit matrix: (CE(rows), CE(columns))."""
-    return diagonal_ce(logits), diagonal_ce(logits.t())
+    """Both directions of a square (B, B) logit matrix: (CE(rows), CE(columns)).
+
+    Equal to ``(diagonal_ce(logits), diagonal_ce(logits.t()))`` in value and gradient.
+    """
+    if logits.dim() != 2 or logits.shape[0] != logits.shape[1]:
+        raise ValueError(f"symmetric_ce needs a square (B, B) matrix, got shape {tuple(logits.shape)}")
+    both = _SymmetricCE.apply(as_float(logits))
+    return both[0], both[1]
 
 
 def entailment_violation(parent: Tensor, child: Tensor, *, curv, eta: float = 1.0,

@@ -140,7 +140,7 @@ class ARGENT(Method):
         """Args: ``emb`` with image, text, image_box, text_box (B, D) and ``curv`` ()."""
         self.check(emb)
         cfg, curv = self.defaults, emb.curv
-        contrastive = hierarchical_contrastive(emb, lambda a, b: -lorentz.pairwise_dist(a, b, curv=curv))
+        contrastive = hierarchical_contrastive(emb, lambda a, b: lorentz.pairwise_dist(a, b, curv=curv))
         sigma = {"inter": cfg["sigma_inter"], "intra": cfg["sigma_intra"]}
         weight = {"inter": cfg["weight_inter"], "intra": cfg["weight_intra"]}
         entail = hierarchical_entailment(emb, lambda p, c, kind: weight[kind] * adaptive_entailment(

@@ -3,7 +3,8 @@
 Submodules are imported on first use so ``import hyplib.data`` stays light:
 ``make_loader`` (:mod:`.loader`), ``write_benchmark``/``load_benchmark`` (:mod:`.benchmarks`),
 ``generate_all`` (:mod:`.generate`), ``read_dataset``/``dataset_names`` (:mod:`.readers`),
-``imagenet_tree`` (:mod:`.wordnet`).
+``prepare_real``/``resolve_data_paths`` (:mod:`.real`), ``prepare_data`` (:mod:`.prepare`, dispatch
+by ``data.source``), ``imagenet_tree`` (:mod:`.wordnet`).
 """
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ _EXPORTS = {
     "read_dataset": "readers",
     "dataset_names": "readers",
     "imagenet_tree": "wordnet",
+    "prepare_real": "real",
+    "resolve_data_paths": "real",
+    "prepare_data": "prepare",
 }
 
 __all__ = sorted(_EXPORTS)

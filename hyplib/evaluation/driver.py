@@ -9,7 +9,11 @@ sha256 of the config's canonical JSON.
 
 Benchmarks read (``hyplib.data.benchmarks.load_benchmark``): ``zeroshot`` (+ ``taxonomy``
 for the hierarchy metrics), ``retrieval``, ``pep``, ``chains``, ``composition``,
-``hierarcaps``. The diagnostics use the retrieval images/captions as ``image``/``text``,
+``hierarcaps``; the retrieval protocol also scores every ``retrieval_<name>`` present (real data:
+``retrieval_flickr30k``) under the prefix ``retrieval_<name>/``. A benchmark that the data
+preparation listed as unavailable (``manifest.json`` beside ``bench_dir``, key ``unavailable``)
+is reported as "not available for this data" with the reason, in ``report["skipped"]``.
+The diagnostics use the retrieval images/captions as ``image``/``text``,
 the chains' part and sub-part crops as ``box_image`` and the text chains' noun phrases as
 ``box_text``; the root traversal runs from hierarcaps images over all hierarcaps captions.
 
@@ -121,6 +125,23 @@ def _load(bench_dir: Path, name: str) -> dict | None:
     return load_benchmark(bench_dir, name)
 
 
+def _unavailable(bench_dir: Path) -> dict[str, str]:
+    """Benchmarks the data preparation declared unavailable (``manifest.json`` beside ``bench_dir``)."""
+    path = bench_dir.parent / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        return {str(k): str(v) for k, v in (json.loads(path.read_text()).get("unavailable") or {}).items()}
+    except (json.JSONDecodeError, AttributeError):
+        return {}
+
+
+def _retrieval_sets(bench_dir: Path) -> list[str]:
+    """``retrieval`` and every ``retrieval_<name>`` benchmark present, ``retrieval`` first."""
+    names = sorted(p.stem for p in bench_dir.glob("retrieval_*.json"))
+    return (["retrieval"] if (bench_dir / "retrieval.json").is_file() else []) + names
+
+
 def _prefixed(prefix: str, d: Mapping) -> dict:
     return {f"{prefix}/{k}": float(v) for k, v in d.items()}
 
@@ -166,6 +187,8 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
     report["method"] = getattr(method, "name", str(method))
     metrics: dict[str, float] = {}
     cache: dict[str, dict | None] = {}
+    unavailable = _unavailable(bench_dir)
+    retrieval_sets = _retrieval_sets(bench_dir)
 
     def bench(name: str) -> dict | None:
         if name not in cache:
@@ -194,8 +217,14 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
     kw = {"method": method, "curv": curv}
     for proto in protocols:
         missing = [b for b in NEEDS[proto] if bench(b) is None]
+        if proto == "retrieval" and retrieval_sets:
+            missing = []
         if missing:
-            msg = f"benchmark(s) {missing} not in {bench_dir}"
+            gone = {b: unavailable[b] for b in missing if b in unavailable}
+            if gone:
+                msg = "not available for this data: " + "; ".join(f"{b} ({why})" for b, why in gone.items())
+            else:
+                msg = f"benchmark(s) {missing} not in {bench_dir}"
             if explicit:
                 raise FileNotFoundError(f"protocol {proto!r}: {msg}")
             report["skipped"][proto] = msg
@@ -228,9 +257,10 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
                 metrics.update(_prefixed("hierarchy", _hierarchy.hierarchy_from_predictions(
                     scores.argmax(1).numpy(), labels, b["class_ids"], t)))
         elif proto == "retrieval":
-            b = bench("retrieval")
-            src = {"image": images("retrieval"), "text": texts("retrieval", "captions", b["captions"])}
-            metrics.update(_prefixed("retrieval", _retrieval.evaluate_retrieval(src, b, score=score, **kw)))
+            for name in retrieval_sets:
+                b = bench(name)
+                src = {"image": images(name), "text": texts(name, "captions", b["captions"])}
+                metrics.update(_prefixed(name, _retrieval.evaluate_retrieval(src, b, score=score, **kw)))
         elif proto == "pep":
             b = bench("pep")
             src = {"image": images("pep"), "text": texts("pep", "texts", b["texts"])}

@@ -8,7 +8,6 @@ defaults, else a short tag of its overrides (``c0.5``, ``k1``, ``linf``, ``boxes
 from __future__ import annotations
 
 import base64
-import glob
 import json
 from pathlib import Path
 
@@ -120,7 +119,8 @@ def check_config(config: dict) -> None:
     """Semantic checks beyond the JSON schema, each naming the offending key.
 
     Unknown method names, non-positive curvatures, and (for real data) input paths that do not
-    exist stop the workflow before any job starts.
+    exist (:func:`hyplib.data.real.resolve_data_paths`, the check ``prepare_real`` runs itself) or
+    box-using runs without ``data.paths.grit_shards`` stop the workflow before any job starts.
     """
     valid = methods.names()
     for i, name in enumerate(config.get("methods", [])):
@@ -137,13 +137,34 @@ def check_config(config: dict) -> None:
             raise ValueError(f"config key studies.curvature.curvatures[{i}]: curvature must be positive, got {c}")
     data = config.get("data", {})
     if data.get("source") == "real":
-        for key, pattern in sorted(data.get("paths", {}).items()):
-            pattern = str(Path(data.get("root", ".")) / str(pattern)) if pattern else pattern
-            if not pattern or not glob.glob(pattern):
-                raise ValueError(f"config key data.paths.{key}: no file matches {pattern!r}")
+        from hyplib.data.real import resolve_data_paths
+
+        try:
+            paths = resolve_data_paths(data.get("root", "."), data.get("paths", {}))
+        except FileNotFoundError as err:
+            raise ValueError(str(err)) from None
+        boxed = [r["name"] for r in plan_runs(config) if run_uses_boxes(r)]
+        if boxed and "grit_shards" not in paths:
+            raise ValueError(f"config key data.paths.grit_shards: not set, but runs {boxed[:4]} use boxes; "
+                             "give GRIT shards (or the same glob as train_shards if those carry boxes)")
     run_config = config.get("train", {}).get("run_config")
     if run_config and not Path(run_config).is_file():
         raise ValueError(f"config key train.run_config: file not found: {run_config}")
+
+
+def run_uses_boxes(run: dict) -> bool:
+    """Whether a planned run's method (with its overrides) trains on boxes."""
+    method_overrides = {k: v for k, v in run["overrides"].items() if "." not in str(k)}
+    return bool(methods.get(run["method"], **method_overrides).uses_boxes)
+
+
+def run_shards(config: dict, run: dict, data_dir: str = "results/data") -> str:
+    """The shard folder a run trains on: ``<data_dir>/grit`` for a run that uses boxes when the
+    config's real data has ``grit_shards``; else ``<data_dir>/train`` (generated shards carry boxes)."""
+    data = config.get("data", {})
+    if data.get("source") == "real" and data.get("paths", {}).get("grit_shards") and run_uses_boxes(run):
+        return f"{data_dir}/grit"
+    return f"{data_dir}/train"
 
 
 def write_json(path: str | Path, payload) -> None:

@@ -100,12 +100,18 @@ def test_every_notebook_has_one_parameters_cell_without_outputs():
 def test_dry_run(config, tmp_path):
     args = ["-n", "--quiet", "rules", "--configfile", f"config/{config}.yaml"]
     if config == "paper":
-        # Real-data paths must exist before any job starts: point them at empty stand-ins.
+        # Real-data paths must exist before any job starts: point them at empty stand-ins of
+        # their kind (a shard, a folder or a file; hyplib.data.real.PATHS).
+        from hyplib.data.real import PATHS
+
         cfg = _config("paper")
         for key, rel in cfg["data"]["paths"].items():
             target = tmp_path / "data" / rel.replace("*", "shard-000")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.touch()
+            if PATHS[key].kind == "dir":
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.touch()
         cfg["data"]["root"] = str(tmp_path / "data")
         (tmp_path / "paper.yaml").write_text(yaml.safe_dump(cfg))
         args[-1] = str(tmp_path / "paper.yaml")

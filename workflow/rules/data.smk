@@ -1,3 +1,5 @@
+# Data: generated (data.source: generated) or your files linked and read (data.source: real);
+# the same layout under results/data either way (hyplib.data.prepare).
 rule prepare_data:
     input:
         notebook="notebooks/01_prepare_data.ipynb",
@@ -12,8 +14,11 @@ rule prepare_data:
     params:
         b64=lambda wildcards, output, threads: nb_params(
             "notebooks/01_prepare_data.ipynb",
-            {"out_dir": DATA, "size": config["size"], "n_train": config["data"]["n_train"],
-             "image_size": config["data"]["image_size"], "seed": config["data"]["seed"],
+            {"out_dir": DATA, "source": config["data"]["source"], "size": config["size"],
+             "n_train": config["data"]["n_train"], "image_size": config["data"]["image_size"],
+             "seed": config["data"]["seed"], "root": config["data"].get("root", "."),
+             "paths": dict(config["data"].get("paths", {})),
+             "verify_shards": config["data"].get("verify_shards", True),
              "sample_grid": output.grid, "workers": threads},),
     shell:
         PAPERMILL + " {input.notebook} {log} -b {params.b64}"

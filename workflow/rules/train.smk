@@ -16,7 +16,8 @@ rule train:
             "notebooks/02_train.ipynb",
             {"config": input.run_config, "method": RUNS[wildcards.run]["method"],
              "overrides": RUNS[wildcards.run]["overrides"], "seed": RUNS[wildcards.run]["seed"],
-             "run_dir": f"results/train/{wildcards.run}", "shards": f"{DATA}/train",
+             "run_dir": f"results/train/{wildcards.run}",
+             "shards": wf.run_shards(config, RUNS[wildcards.run], DATA),
              "device": config["train"]["device"]},),
     wildcard_constraints:
         run="|".join(re.escape(r) for r in RUNS) or "none",

@@ -41,6 +41,7 @@ def test_accuracy_metrics_hand_computed():
     out = Z.accuracy_metrics(scores, labels)
     assert out["top1"] == pytest.approx(2 / 4)
     assert out["mean_per_class_acc"] == pytest.approx((0.5 + 0.0 + 1.0) / 3)
+    assert out["chance"] == pytest.approx(1 / scores.shape[1])
     assert out["top5"] == pytest.approx(1.0)
     assert "top5" not in Z.accuracy_metrics(scores[:, :4], np.array([0, 0, 2, 3]))
     with pytest.raises(ValueError, match="labels"):

@@ -33,7 +33,8 @@ def accuracy_metrics(scores, labels) -> dict:
 
     Returns:
         ``mean_per_class_acc`` (mean over classes present in ``labels`` of their accuracy),
-        ``top1`` and ``top5`` (only if C >= 5). Ties in the top-1 go to the lowest index.
+        ``top1`` and ``top5`` (only if C >= 5), and ``chance`` (1/C: the expected mean
+        per-class accuracy of a uniform guess). Ties in the top-1 go to the lowest index.
     """
     s = torch.as_tensor(np.asarray(scores) if not isinstance(scores, Tensor) else scores)
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
@@ -50,7 +51,7 @@ def accuracy_metrics(scores, labels) -> dict:
     per_class_hit = torch.bincount(y, weights=correct, minlength=c)
     present = per_class_total > 0
     out = {"mean_per_class_acc": float((per_class_hit[present] / per_class_total[present]).mean()),
-           "top1": float(correct.mean())}
+           "top1": float(correct.mean()), "chance": 1.0 / c}
     if c >= 5:
         top5 = torch.topk(s, 5, dim=1).indices
         out["top5"] = float((top5 == y.unsqueeze(1)).any(1).double().mean())

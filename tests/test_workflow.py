@@ -21,8 +21,10 @@ def _config(name: str) -> dict:
 
 
 def _snakemake(*args, cwd=ROOT, timeout=600):
-    env = dict(os.environ, PYTHONUNBUFFERED="1", MPLBACKEND="Agg",
-               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    # PATH without the venv's bin/: `make reproduce` must not rely on an activated environment.
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                           if Path(p).resolve() != Path(sys.executable).parent.resolve())
+    env = dict(os.environ, PYTHONUNBUFFERED="1", MPLBACKEND="Agg", PATH=path)
     return subprocess.run([SNAKEMAKE, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
 

@@ -1,4 +1,6 @@
 import re
+import shlex
+import sys
 
 # Shared helpers: the run plan and the papermill command line.
 from hyplib import workflow as wf
@@ -7,7 +9,9 @@ wf.check_config(config)
 RUNS = {run["name"]: run for run in wf.plan_runs(config)}
 DATA = "results/data"
 BENCH = f"{DATA}/bench"
-PAPERMILL = "papermill --no-progress-bar --log-output --cwd . -k python3"
+# papermill from the interpreter running Snakemake (the venv's), so `make reproduce` works
+# without an activated environment; its python3 kernel is that interpreter too.
+PAPERMILL = f"{shlex.quote(sys.executable)} -m papermill --no-progress-bar --log-output --cwd . -k python3"
 
 
 def nb_params(notebook, params):

@@ -163,16 +163,16 @@ def test_claims_difference_within_spread_is_inconclusive():
 
 
 def test_claims_on_zero_shot_at_chance_are_inconclusive():
-    """2a-2c and 3a read zero-shot predictions: at chance their verdicts say so instead."""
+    """2a-2c, 3a, 5a and 5b read zero-shot predictions: at chance their verdicts say so instead."""
     runs, metrics, logs = _scenario(good=True)
     for name, m in metrics.items():
-        if name.split("-")[0] in ("clip", "meru", "hycoclip", "atmg"):
+        if name.split("-")[0] in ("clip", "meru", "hycoclip", "atmg", "phyclip"):
             m.update({"zeroshot/chance": 1 / 30, "zeroshot/mean_per_class_acc": 0.05})
     table = reporting.claims_table(runs, metrics, logs).set_index("id")
-    for cid in ("2a", "2b", "2c", "3a"):
+    for cid in ("2a", "2b", "2c", "3a", "5a", "5b"):
         assert table.loc[cid, "holds"] == "inconclusive", cid
         assert "under 2x chance (0.033)" in table.loc[cid, "note"]
-        assert ("without that: yes" if cid != "3a" else "without that:") in table.loc[cid, "note"]
+        assert ("without that: yes" if cid in ("2a", "2b", "2c") else "without that:") in table.loc[cid, "note"]
     assert table.loc["1a", "holds"] == "yes"  # geometric claims do not read zero-shot
     for m in metrics.values():            # 0.07 >= 2/30: enough signal, 2c's verdict stands
         if "zeroshot/chance" in m:

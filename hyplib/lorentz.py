@@ -131,7 +131,12 @@ def inner(x: Tensor, y: Tensor, *, curv) -> Tensor:
 
 
 def _batched(x: Tensor, y: Tensor, curv):
-    """Flatten leading dims of (..., B1, n) and (..., B2, n) to one batch dim for baddbmm."""
+    """Check, then flatten leading dims of (..., B1, n) and (..., B2, n) to one batch dim for baddbmm."""
+    _check_same_dim(x, y)
+    _check_curv(curv)
+    if x.dim() < 2 or y.dim() < 2:
+        raise ValueError(f"pairwise forms need x (..., B1, n) and y (..., B2, n), got "
+                         f"x.shape={tuple(x.shape)} and y.shape={tuple(y.shape)}")
     lead = torch.broadcast_shapes(x.shape[:-2], y.shape[:-2], _as_tensor(curv, x).shape)
     xb = x.expand(*lead, *x.shape[-2:]).reshape(-1, *x.shape[-2:])
     yb = y.expand(*lead, *y.shape[-2:]).reshape(-1, *y.shape[-2:])
@@ -145,11 +150,6 @@ def _scaled_neg_pairwise_inner(x: Tensor, y: Tensor, curv):
     Returns ``(z, xt, yt, lead)`` with ``z`` of shape (N, B1, B2) (leading dims flattened),
     time parts ``xt`` (N, B1, 1) and ``yt`` (N, 1, B2).
     """
-    _check_same_dim(x, y)
-    _check_curv(curv)
-    if x.dim() < 2 or y.dim() < 2:
-        raise ValueError(f"pairwise forms need x (..., B1, n) and y (..., B2, n), got "
-                         f"x.shape={tuple(x.shape)} and y.shape={tuple(y.shape)}")
     xb, yb, c, lead = _batched(x, y, curv)
     xt = torch.sqrt(1.0 / c + _sq_norm(xb).unsqueeze(-1))
     yt = torch.sqrt(1.0 / c + _sq_norm(yb).unsqueeze(-1)).transpose(-1, -2)
@@ -256,11 +256,6 @@ def pairwise_dist(x: Tensor, y: Tensor, *, curv) -> Tensor:
     returns about ``sqrt(2 eps x_t^2)`` instead of 0 (float32: ~1e-3 x_t); :func:`dist` is
     exact there.
     """
-    _check_same_dim(x, y)
-    _check_curv(curv)
-    if x.dim() < 2 or y.dim() < 2:
-        raise ValueError(f"pairwise forms need x (..., B1, n) and y (..., B2, n), got "
-                         f"x.shape={tuple(x.shape)} and y.shape={tuple(y.shape)}")
     xb, yb, c, lead = _batched(x, y, curv)
     out = _PairwiseDist.apply(xb, yb, c)
     return out.reshape(*lead, out.shape[-2], out.shape[-1])

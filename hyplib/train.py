@@ -47,7 +47,7 @@ def build_components(cfg: dict) -> Components:
                            tokenize=model.tokenize, caption_weights=data["caption_weights"],
                            with_boxes=method.uses_boxes, seed=cfg["seed"], rank=rank, world_size=world_size,
                            start_batch=start_batch, num_workers=data["num_workers"],
-                           min_box_size=data["min_box_size"])
+                           min_box_size=data["min_box_size"], group_size=data["group_size"])
 
     return Components(method=method, build_model=lambda: models.build_model(cfg["model"], method),
                       param_groups=models.param_groups, make_loader=loader)

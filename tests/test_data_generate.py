@@ -98,6 +98,28 @@ def test_boxes_inside_images_and_json_fields(world):
     assert n == QUICK.n_train
 
 
+def test_look_alike_blocks_differ_only_in_shape(tmp_path):
+    cfg = GenConfig.preset("quick", n_train=256, group_size=16, look_alike_blocks=0.5)
+    manifest = generate_all(tmp_path, cfg, progress=False, benchmarks=())
+    assert manifest["loader"]["group_size"] == 16
+    recs = list(_shard_records(tmp_path))
+    blocks = [recs[i:i + 16] for i in range(0, len(recs), 16)]  # quick shards hold 128 = 8 blocks, 16 in all
+    alike = [b for b in blocks if all(len(r["objects"]) == 1 for r in b)
+             and len({(r["objects"][0]["colour"], r["background"]) for r in b}) == 1]
+    assert 0 < len(alike) < len(blocks)
+    assert all(len({r["labels"][0] for r in b}) > 3 for b in alike)
+    mixed = [b for b in blocks if b not in alike]
+    assert all(len({r["background"] for r in b}) > 1 for b in mixed)
+    held = {tuple(p) for p in manifest["heldout_pairs"]}
+    assert not {(o["colour"], o["label"]) for r in recs for o in r["objects"]} & held
+    with pytest.raises(ValueError, match="group_size=48 must .* divide shard_size=128"):
+        generate_all(tmp_path / "bad", GenConfig.preset("quick", group_size=48), progress=False, benchmarks=())
+
+
+def test_default_world_is_unblocked(world):
+    assert world[1]["loader"]["group_size"] == 1
+
+
 def test_heldout_pairs_absent_from_training(world):
     out, manifest = world
     held = {tuple(p) for p in manifest["heldout_pairs"]}

@@ -10,6 +10,7 @@ from PIL import Image
 
 from hyplib.data import generate_all, make_loader
 from hyplib.data.genconfig import GenConfig
+from hyplib.data.loader import block_ids
 from hyplib.data.preprocess import crop_box, usable_boxes
 from hyplib.data.shards import write_shard
 
@@ -26,7 +27,8 @@ def tok(texts):
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     out = tmp_path_factory.mktemp("loader")
-    generate_all(out, GenConfig.preset("quick", n_train=96, shard_size=32), progress=False, benchmarks=())
+    generate_all(out, GenConfig.preset("quick", n_train=96, shard_size=32, group_size=16, look_alike_blocks=0.5),
+                 progress=False, benchmarks=())
     return out / "train"
 
 
@@ -58,8 +60,8 @@ def test_deterministic_and_resume(shards):
     assert all(_same(a, b) for a, b in zip(full, again))
     resumed = _batches(make_loader(shards, start_batch=4, **kw), 5)
     assert all(_same(a, b) for a, b in zip(full[4:], resumed))
-    other = next(iter(make_loader(shards, **{**kw, "seed": 4})))
-    assert not torch.equal(other["image"], full[0]["image"])
+    other = _batches(make_loader(shards, **{**kw, "seed": 4}), 6)  # one epoch: 6 blocks of 16
+    assert not torch.equal(torch.cat([b["image"] for b in other]), torch.cat([b["image"] for b in full[:6]]))
 
 
 def test_workers_match_main_process(shards):
@@ -76,6 +78,25 @@ def test_ranks_partition_records(shards):
     ids0 = np.concatenate([r0._record_ids(b) for b in range(6)])
     ids1 = np.concatenate([r1._record_ids(b) for b in range(6)])
     assert not set(ids0) & set(ids1) and len(set(ids0) | set(ids1)) == 96
+
+
+def test_block_ids_restart_at_each_shard():
+    assert block_ids([0, 0, 0, 0, 0, 1, 1, 1], 2).tolist() == [0, 0, 1, 1, 2, 3, 3, 4]
+    assert block_ids([0, 0, 1], 1).tolist() == [0, 1, 2]
+
+
+def test_blocks_stay_whole_and_group_size_one_is_a_plain_shuffle(shards):
+    kw = dict(batch_size=8, image_size=32, tokenize=tok, seed=5, epochs=1)
+    grouped = make_loader(shards, **kw)
+    assert grouped.group_size == 16  # read from the generator's manifest
+    order = np.concatenate([grouped._record_ids(b) for b in range(grouped.batches_per_epoch)])
+    assert sorted(order.tolist()) == list(range(96))
+    for run in order.reshape(-1, 16):
+        assert run[0] % 16 == 0 and run.tolist() == list(range(run[0], run[0] + 16))
+    assert order.reshape(-1, 16)[:, 0].tolist() != sorted(order.reshape(-1, 16)[:, 0].tolist())
+    free = make_loader(shards, group_size=1, **kw)
+    order = np.concatenate([free._record_ids(b) for b in range(free.batches_per_epoch)])
+    assert order.tolist() == np.random.default_rng([5, 1, 0]).permutation(96).tolist()
 
 
 def test_caption_weights_pick_levels(shards):

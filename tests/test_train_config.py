@@ -51,6 +51,7 @@ def test_overrides_forms_and_yaml_values():
     ({"train": {"steps": 0}}, "train.steps"),
     ({"train": {"precision": "fp8"}}, "train.precision"),
     ({"train": {"batch_size": 1}}, "train.batch_size"),
+    ({"data": {"group_size": 0}}, "data.group_size"),
     ({"data": {"shard": "x"}}, r"unknown config key 'data\.shard'.*shards"),
     ({"model": 3}, "'model' must be a mapping"),
 ])

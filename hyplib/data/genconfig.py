@@ -21,6 +21,8 @@ class GenConfig:
     seed: int = 0
     workers: int = 2                      # processes (1 = in this process)
     objects_per_scene: tuple = (0.4, 0.3, 0.2, 0.1)   # weights of 1, 2, 3, 4 objects
+    group_size: int = 1                   # training records come in blocks this long; the loader keeps them whole
+    look_alike_blocks: float = 0.0        # fraction of blocks of one-object scenes sharing colour and background
     zeroshot_per_class: int = 20
     retrieval_images: int = 500
     pep_images: int = 300

@@ -6,6 +6,8 @@ Layout written under ``out_dir``::
     bench/<name>.npz|json        benchmarks in the format of hyplib.data.benchmarks
     manifest.json                counts, seeds, config, held-out pairs, loader hints
 
+Training records come in blocks of ``group_size`` (see :func:`_train_samples`); the manifest's
+``loader.group_size`` tells the loader to keep blocks whole.
 Shard json: ``captions`` (4 levels, generic -> specific), ``caption`` (= level 3; the loader
 draws other levels itself when given ``caption_weights``), ``boxes``, ``labels`` (leaf per
 object), ``objects`` [{label, colour, box}], ``background``, ``relations``.
@@ -26,7 +28,7 @@ from tqdm.auto import tqdm
 from .benchmarks import write_benchmark
 from .captions import levels, scene_relations
 from .genconfig import STREAMS, GenConfig
-from .scene import box_records, random_scene
+from .scene import box_records, look_alike_scene, random_look, random_scene
 from .shards import write_shard
 from .suites import BUILDERS
 from .taxonomy import colour_tree, heldout_pairs, leaves
@@ -47,10 +49,19 @@ def scene_json(scene) -> dict:
 
 
 def _train_samples(cfg: GenConfig, shard: int, count: int):
+    """Blocks of ``group_size`` records from the shard's first one: with probability
+    ``look_alike_blocks`` a block is one-object scenes sharing a colour and background, else
+    independent random scenes."""
     rng = np.random.default_rng([cfg.seed, STREAMS["train"], shard])
     forbid = frozenset(heldout_pairs(cfg.seed))
+    look = None
     for j in range(count):
-        img, scene = random_scene(rng, cfg.image_size, forbid, cfg.objects_per_scene, cfg.supersample)
+        if cfg.look_alike_blocks > 0 and j % cfg.group_size == 0:
+            look = random_look(rng) if rng.random() < cfg.look_alike_blocks else None
+        if look is None:
+            img, scene = random_scene(rng, cfg.image_size, forbid, cfg.objects_per_scene, cfg.supersample)
+        else:
+            img, scene = look_alike_scene(rng, cfg.image_size, *look, forbid, cfg.supersample)
         meta = json.dumps(scene_json(scene), sort_keys=True, separators=(",", ":"))
         yield {"__key__": f"s{shard:05d}_{j:06d}", "png": png_bytes(img), "json": meta.encode()}
 
@@ -78,6 +89,11 @@ def generate_all(out_dir: str | Path, cfg: GenConfig | None = None, *, progress:
         raise ValueError(f"unknown benchmarks {unknown}; valid: {sorted(BUILDERS)}")
     if cfg.n_train < 1:
         raise ValueError(f"n_train must be >= 1, got {cfg.n_train}")
+    if cfg.group_size < 1 or cfg.shard_size % cfg.group_size:
+        raise ValueError(f"group_size={cfg.group_size} must be >= 1 and divide shard_size={cfg.shard_size}, "
+                         "so that no block straddles two shards")
+    if not 0.0 <= cfg.look_alike_blocks <= 1.0:
+        raise ValueError(f"look_alike_blocks={cfg.look_alike_blocks} must lie in [0, 1]")
     n_shards = -(-cfg.n_train // cfg.shard_size)
     tasks = [("bench", cfg, name, str(out / "bench")) for name in benchmarks]
     tasks += [("shard", cfg, (k, min(cfg.shard_size, cfg.n_train - k * cfg.shard_size)), str(out / "train"))
@@ -104,7 +120,7 @@ def generate_all(out_dir: str | Path, cfg: GenConfig | None = None, *, progress:
                   "images": sum(n for kind, _, n, _ in results if kind == "shard")},
         "benchmarks": counts, "heldout_pairs": [list(p) for p in heldout_pairs(cfg.seed)],
         "leaves": leaves(), "colour_taxonomy": colour_tree().parent,
-        "loader": {"min_box_size": cfg.min_box_size, "caption_levels": 4},
+        "loader": {"min_box_size": cfg.min_box_size, "caption_levels": 4, "group_size": cfg.group_size},
         "seconds": round(elapsed, 2), "images_per_second": round(
             (sum(n for _, _, n, _ in results)) / max(elapsed, 1e-9), 1),  # 1e-9: avoid /0 on tiny runs
     }

@@ -4,9 +4,13 @@ Determinism: batch ``b`` on rank ``r`` is a pure function of ``(seed, b, r, worl
 batch_size)`` and the shards' contents, so ``make_loader(..., start_batch=k)`` yields exactly the
 batches ``k, k+1, ...`` of a run started at 0 (resume skips nothing it must not).
 
-Order: each epoch ``e`` draws a permutation of all indexed records with ``rng([seed, 1, e])``;
-it is cut to a multiple of ``world_size * batch_size`` (the tail is dropped, as DDP needs equal
-batch counts) and rank ``r`` takes every ``world_size``-th record starting at ``r``.
+Order: each epoch ``e`` draws a permutation with ``rng([seed, 1, e])`` of the record *blocks*,
+runs of ``group_size`` consecutive records of one shard counted from its first record (1: every
+record is its own block). Blocks stay whole: the generator writes look-alike scenes as one block,
+so they meet as in-batch negatives. The flattened order is cut to a multiple of
+``world_size * batch_size`` (the tail is dropped, as DDP needs equal batch counts) and rank ``r``
+takes every ``world_size``-th record starting at ``r``; global batch ``b`` is therefore records
+``[b * W * B, (b + 1) * W * B)`` of that order, blocks included.
 Batches continue across epochs forever unless ``epochs`` is given: take as many as you need.
 
 Per sample: the caption is drawn from the record's caption levels with ``caption_weights``
@@ -41,15 +45,24 @@ HYCOCLIP_MIN_BOX = 32.0
 MAX_FAILS = 50
 
 
-def _default_min_box(shards: list[Path]) -> float:
-    """``min_box_size`` recorded by the generator in ``manifest.json`` beside the shards, else 32."""
+def _manifest_hint(shards: list[Path], key: str, default: float) -> float:
+    """``loader.<key>`` from the ``manifest.json`` beside the shards (or one level up), else ``default``."""
     for cand in (shards[0].parent / "manifest.json", shards[0].parent.parent / "manifest.json"):
         if cand.is_file():
             try:
-                return float(json.loads(cand.read_text())["loader"]["min_box_size"])
+                return float(json.loads(cand.read_text())["loader"][key])
             except (KeyError, TypeError, ValueError, json.JSONDecodeError):
                 pass
-    return HYCOCLIP_MIN_BOX
+    return default
+
+
+def block_ids(shard_of_record: Sequence[int], group_size: int) -> np.ndarray:
+    """Block of each record: runs of ``group_size`` records within a shard, from its first record."""
+    shard = np.asarray(shard_of_record, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, shard[1:] != shard[:-1]])
+    position = np.arange(len(shard)) - np.repeat(starts, np.diff(np.r_[starts, len(shard)]))
+    new_block = (position % group_size) == 0
+    return np.cumsum(new_block) - 1
 
 
 class ShardLoader:
@@ -58,7 +71,7 @@ class ShardLoader:
     def __init__(self, shards, *, batch_size: int, image_size: int, tokenize: Callable,
                  caption_weights: Sequence[float] | None, with_boxes: bool, seed: int,
                  rank: int, world_size: int, start_batch: int, num_workers: int,
-                 min_box_size: float | None, epochs: int | None):
+                 min_box_size: float | None, epochs: int | None, group_size: int | None = None):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
         if batch_size < 1:
@@ -71,7 +84,14 @@ class ShardLoader:
         self.batch_size, self.image_size, self.tokenize = batch_size, image_size, tokenize
         self.with_boxes, self.seed, self.rank, self.world_size = with_boxes, seed, rank, world_size
         self.start_batch, self.num_workers, self.epochs = start_batch, num_workers, epochs
-        self.min_box_size = _default_min_box(paths) if min_box_size is None else float(min_box_size)
+        self.min_box_size = (_manifest_hint(paths, "min_box_size", HYCOCLIP_MIN_BOX) if min_box_size is None
+                             else float(min_box_size))
+        self.group_size = int(_manifest_hint(paths, "group_size", 1) if group_size is None else group_size)
+        if self.group_size < 1:
+            raise ValueError(f"group_size must be >= 1, got {self.group_size}")
+        blocks = block_ids([sid for sid, _, _ in self.index.records], self.group_size)
+        self._block_starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
+        self._block_sizes = np.diff(np.r_[self._block_starts, len(blocks)])
         self.caption_weights = None if caption_weights is None else np.asarray(caption_weights, float)
         if self.caption_weights is not None and (self.caption_weights < 0).any():
             raise ValueError(f"caption_weights must be >= 0, got {caption_weights}")
@@ -87,7 +107,10 @@ class ShardLoader:
     def _record_ids(self, b: int) -> np.ndarray:
         epoch, j = divmod(b, self.batches_per_epoch)
         if epoch != self._perm_epoch:
-            perm = np.random.default_rng([self.seed, 1, epoch]).permutation(len(self.index))
+            perm = np.random.default_rng([self.seed, 1, epoch]).permutation(len(self._block_starts))
+            if self.group_size > 1:
+                perm = np.concatenate([np.arange(s, s + n) for s, n in
+                                       zip(self._block_starts[perm], self._block_sizes[perm])])
             usable = self.batches_per_epoch * self.world_size * self.batch_size
             self._perm, self._perm_epoch = perm[:usable][self.rank::self.world_size], epoch
         return self._perm[j * self.batch_size:(j + 1) * self.batch_size]
@@ -207,7 +230,7 @@ def make_loader(shards, *, batch_size: int, image_size: int, tokenize: Callable,
                 caption_weights: Sequence[float] | None = None, with_boxes: bool = False,
                 seed: int = 0, rank: int = 0, world_size: int = 1, start_batch: int = 0,
                 num_workers: int = 0, min_box_size: float | None = None,
-                epochs: int | None = None) -> ShardLoader:
+                epochs: int | None = None, group_size: int | None = None) -> ShardLoader:
     """Deterministic, resumable batches from webdataset shards.
 
     Args:
@@ -225,6 +248,8 @@ def make_loader(shards, *, batch_size: int, image_size: int, tokenize: Callable,
         min_box_size: drop boxes of area <= this**2 px; ``None`` reads the generator's
             ``manifest.json`` beside the shards, else HyCoCLIP's 32.
         epochs: stop after this many epochs; ``None`` iterates forever.
+        group_size: keep runs of this many consecutive records of a shard together in the order
+            (see the module docstring); ``None`` reads ``manifest.json`` beside the shards, else 1.
 
     Returns:
         :class:`ShardLoader` with ``.stats`` and ``.batches_per_epoch``.
@@ -232,4 +257,4 @@ def make_loader(shards, *, batch_size: int, image_size: int, tokenize: Callable,
     return ShardLoader(shards, batch_size=batch_size, image_size=image_size, tokenize=tokenize,
                        caption_weights=caption_weights, with_boxes=with_boxes, seed=seed, rank=rank,
                        world_size=world_size, start_batch=start_batch, num_workers=num_workers,
-                       min_box_size=min_box_size, epochs=epochs)
+                       min_box_size=min_box_size, epochs=epochs, group_size=group_size)

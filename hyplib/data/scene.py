@@ -120,6 +120,20 @@ def random_scene(rng, size: int, forbid=frozenset(), n_weights=(0.4, 0.3, 0.2, 0
     return render(sample_pairs(rng, n, forbid), bg, size, rng, ss=ss)
 
 
+def look_alike_scene(rng, size: int, colour: str, background: str, forbid=frozenset(), ss: int = 2):
+    """One object of a random leaf in ``colour`` on ``background`` (a leaf paired with
+    ``colour`` in ``forbid`` is never drawn). A block of these differs only in shape, so
+    colour and background cannot tell its captions apart."""
+    pool = [leaf for leaf in leaves() if (colour, leaf) not in forbid]
+    return render([(pool[rng.integers(len(pool))], colour)], background, size, rng, ss=ss)
+
+
+def random_look(rng) -> tuple[str, str]:
+    """A (colour, background) pair drawn uniformly."""
+    cs, bgs = colours(), list(BACKGROUNDS)
+    return cs[rng.integers(len(cs))], bgs[rng.integers(len(bgs))]
+
+
 def box_records(scene: Scene) -> list[dict]:
     """Boxes for the shard json: each object, then its parts and sub-parts."""
     out = []

@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
         "caption_weights": None,   # passed to make_loader (which caption kind to sample)
         "num_workers": 0,          # loader worker processes
         "min_box_size": None,      # boxes below this side (px) are unusable; None: the shards' manifest
+        "group_size": None,        # records kept together in the order; None: the shards' manifest, else 1
     },
     "train": {
         "steps": 100,              # optimiser steps in total (one batch each)
@@ -208,6 +209,8 @@ def _check_values(cfg: Mapping) -> None:
         ("train.grad_clip", t["grad_clip"], t["grad_clip"] is None or
          (isinstance(t["grad_clip"], (int, float)) and t["grad_clip"] > 0), "None or a positive number"),
         ("train.betas", t["betas"], isinstance(t["betas"], list) and len(t["betas"]) == 2, "two numbers"),
+        ("data.group_size", cfg["data"]["group_size"], cfg["data"]["group_size"] is None or
+         (isinstance(cfg["data"]["group_size"], int) and cfg["data"]["group_size"] >= 1), "None or an integer >= 1"),
         ("seed", cfg["seed"], isinstance(cfg["seed"], int), "an integer"),
         ("method", cfg["method"], isinstance(cfg["method"], str), "a method name"),
     ]

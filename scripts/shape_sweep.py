@@ -7,7 +7,7 @@
 The scenes come from the generator's own code (:mod:`hyplib.data.scene`, most specific
 caption), ``steps * batch`` of them, in blocks of ``--block``: with probability
 ``--look-alike`` a block is one-object scenes sharing a colour and a background
-(:func:`~hyplib.data.scene.look_alike_scene`), else independent random scenes. Blocks are
+(:func:`~hyplib.data.scene.block_scene`, as the generator draws them), else independent random scenes. Blocks are
 shuffled whole, as the loader does with ``group_size``; ``--curriculum`` puts every look-alike
 block first. The model, optimiser and schedule are the default run config's. Zero-shot accuracy
 (the benchmark's prompts) is printed at each quarter and a linear probe at the end, both on
@@ -29,7 +29,7 @@ from hyplib.data.benchmarks import load_benchmark
 from hyplib.data.captions import levels
 from hyplib.data.genconfig import GenConfig
 from hyplib.data.preprocess import to_tensor
-from hyplib.data.scene import look_alike_scene, random_look, random_scene
+from hyplib.data.scene import block_look, block_scene
 from hyplib.data.taxonomy import heldout_pairs
 from hyplib.evaluation.zeroshot import evaluate_zeroshot
 from hyplib.training.config import resolve_config
@@ -45,11 +45,10 @@ def make_blocks(n_blocks: int, block: int, look_alike: float, seed: int):
     size, weights = GenConfig().image_size, GenConfig().objects_per_scene
     blocks, alike = [], []
     for _ in tqdm(range(n_blocks), desc="scenes", unit="block"):
-        look = random_look(rng) if rng.random() < look_alike else None
+        look = block_look(rng, look_alike)
         pairs = []
         for _ in range(block):
-            img, scene = (random_scene(rng, size, forbid, weights) if look is None
-                          else look_alike_scene(rng, size, *look, forbid))
+            img, scene = block_scene(rng, size, look, forbid, weights)
             pairs.append((Image.fromarray(img), levels(scene)[-1].text()))
         blocks.append(pairs)
         alike.append(look is not None)

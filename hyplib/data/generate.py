@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from .benchmarks import write_benchmark
 from .captions import levels, scene_relations
 from .genconfig import STREAMS, GenConfig
-from .scene import box_records, look_alike_scene, random_look, random_scene
+from .scene import block_look, block_scene, box_records
 from .shards import write_shard
 from .suites import BUILDERS
 from .taxonomy import colour_tree, heldout_pairs, leaves
@@ -57,11 +57,8 @@ def _train_samples(cfg: GenConfig, shard: int, count: int):
     look = None
     for j in range(count):
         if cfg.look_alike_blocks > 0 and j % cfg.group_size == 0:
-            look = random_look(rng) if rng.random() < cfg.look_alike_blocks else None
-        if look is None:
-            img, scene = random_scene(rng, cfg.image_size, forbid, cfg.objects_per_scene, cfg.supersample)
-        else:
-            img, scene = look_alike_scene(rng, cfg.image_size, *look, forbid, cfg.supersample)
+            look = block_look(rng, cfg.look_alike_blocks)
+        img, scene = block_scene(rng, cfg.image_size, look, forbid, cfg.objects_per_scene, cfg.supersample)
         meta = json.dumps(scene_json(scene), sort_keys=True, separators=(",", ":"))
         yield {"__key__": f"s{shard:05d}_{j:06d}", "png": png_bytes(img), "json": meta.encode()}
 

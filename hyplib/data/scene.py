@@ -134,6 +134,20 @@ def random_look(rng) -> tuple[str, str]:
     return cs[rng.integers(len(cs))], bgs[rng.integers(len(bgs))]
 
 
+def block_look(rng, look_alike: float) -> tuple[str, str] | None:
+    """What a block of scenes shares: with probability ``look_alike`` a (colour, background)
+    pair (:func:`random_look`), else None (independent random scenes)."""
+    return random_look(rng) if rng.random() < look_alike else None
+
+
+def block_scene(rng, size: int, look: tuple[str, str] | None, forbid=frozenset(),
+                n_weights=(0.4, 0.3, 0.2, 0.1), ss: int = 2):
+    """One scene of a block: :func:`look_alike_scene` in ``look``, or :func:`random_scene` when None."""
+    if look is None:
+        return random_scene(rng, size, forbid, n_weights, ss)
+    return look_alike_scene(rng, size, *look, forbid, ss)
+
+
 def box_records(scene: Scene) -> list[dict]:
     """Boxes for the shard json: each object, then its parts and sub-parts."""
     out = []

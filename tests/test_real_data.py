@@ -134,6 +134,10 @@ def test_manifest_counts_what_was_written(prepared):
     assert m["benchmark_sources"]["composition"]["missing_subsets"] == [s for s in SUBSETS
                                                                         if s not in ("add_obj", "swap_att")]
     assert set(m["unavailable"]) == {"chains"} and m["loader"]["min_box_size"] == 32.0
+    # three distinct COCO captions; Flickr's three distinct as well
+    assert m["duplicate_captions"]["retrieval"] == {"captions": 3, "distinct": 3, "repeated": 0,
+                                                    "shared_across_images": 0, "largest_group": 1}
+    assert m["duplicate_captions"]["retrieval_flickr30k"]["distinct"] == 3
 
 
 def test_saved_benchmarks_load_back(prepared):

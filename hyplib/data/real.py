@@ -6,7 +6,8 @@ Layout written under ``out_dir``::
     train/train-000000.tar ...   symlinks to the shards of ``data.paths.train_shards`` (sorted)
     grit/grit-000000.tar ...     symlinks to the shards of ``data.paths.grit_shards`` (box methods)
     bench/<name>.npz|json        benchmarks read by :mod:`hyplib.data.readers`
-    manifest.json                sources, counts, skipped records by reason, unavailable benchmarks
+    manifest.json                sources, counts, skipped records by reason, unavailable benchmarks,
+                                 repeated caption texts per retrieval set (``duplicate_captions``)
 
 Configured paths (:data:`PATHS`, config keys ``data.paths.<key>``; relative ones are taken under
 ``data.root``) are resolved by :func:`resolve_data_paths`, which ``hyplib.workflow.check_config``
@@ -38,7 +39,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .benchmarks import save_benchmark
+from .benchmarks import duplicate_caption_counts, save_benchmark
 from .captions import SUBSETS
 from .loader import HYCOCLIP_MIN_BOX
 from .pep_pairs import pep_from_chains
@@ -292,6 +293,7 @@ def prepare_real(out_dir, *, root=".", paths: dict, image_size: int = 224, seed:
     if "hierarcaps" not in resolved:
         manifest["unavailable"]["pep"] = "built from the HierarCaps chains; data.paths.hierarcaps not set"
     manifest["unavailable"]["chains"] = CHAINS_UNAVAILABLE
+    manifest["duplicate_captions"] = duplicate_caption_counts(out / "bench")
     _finish(manifest, out, t0)
     return manifest
 

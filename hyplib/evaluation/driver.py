@@ -244,7 +244,7 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
             scores, labels = cache["_zs"]
             if proto == "zeroshot":
                 metrics.update(_prefixed("zeroshot", _zeroshot.accuracy_metrics(scores, labels)))
-                arrays["zeroshot_pred"] = scores.argmax(1).numpy()
+                arrays["zeroshot_pred"] = _zeroshot.predictions(scores, labels).numpy()
                 arrays["zeroshot_labels"] = np.asarray(labels)
             else:
                 t = tree if tree is not None else _default_tree(bench)
@@ -254,8 +254,8 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
                         raise FileNotFoundError(f"protocol 'hierarchy': {msg}")
                     report["skipped"][proto] = msg
                     continue
-                metrics.update(_prefixed("hierarchy", _hierarchy.hierarchy_from_predictions(
-                    scores.argmax(1).numpy(), labels, b["class_ids"], t)))
+                metrics.update(_prefixed("hierarchy", _hierarchy.hierarchy_from_scores(
+                    scores, labels, b["class_ids"], t)))
         elif proto == "retrieval":
             for name in retrieval_sets:
                 b = bench(name)
@@ -369,7 +369,8 @@ def _diagnostics(model, method, curv, bench, images, texts, arrays, report, *, t
         flat = caps.reshape(n * L, -1)
         owner, level = np.repeat(np.arange(n), L), np.tile(np.arange(L), n)
         for filt in sorted({False, bool(cone_filter)}):
-            idx = _diag.traverse_to_root(img, flat, method, curv, steps=traversal_steps, cone_filter=filt)
+            idx = _diag.traverse_to_root(img, flat, method, curv, steps=traversal_steps, cone_filter=filt,
+                                         text_owner=owner)
             tag = "traversal_cone" if filt else "traversal"
             arrays[f"{tag}_idx"] = idx
             out.update({f"{tag}/{k}": v for k, v in _diag.traversal_metrics(idx, owner, level).items()})

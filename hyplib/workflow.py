@@ -119,8 +119,10 @@ def check_config(config: dict) -> None:
     """Semantic checks beyond the JSON schema, each naming the offending key.
 
     Unknown method names, non-positive curvatures, and (for real data) input paths that do not
-    exist (:func:`hyplib.data.real.resolve_data_paths`, the check ``prepare_real`` runs itself) or
-    box-using runs without ``data.paths.grit_shards`` stop the workflow before any job starts.
+    exist or whose files do not hold what their benchmark needs (class folders against the
+    taxonomy, templates, JSON keys, csv header: :func:`hyplib.data.real.resolve_data_paths`, the
+    check ``prepare_real`` runs itself before touching a shard) or box-using runs without
+    ``data.paths.grit_shards`` stop the workflow before any job starts.
     """
     valid = methods.names()
     for i, name in enumerate(config.get("methods", [])):

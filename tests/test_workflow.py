@@ -103,10 +103,13 @@ def test_dry_run(config, tmp_path):
     # --forceall: plan every job even where a checkout already holds up-to-date results.
     args = ["-n", "--forceall", "--quiet", "rules", "--configfile", f"config/{config}.yaml"]
     if config == "paper":
-        # Real-data paths must exist before any job starts: point them at empty stand-ins of
-        # their kind (a shard, a folder or a file; hyplib.data.real.PATHS).
+        # Real-data paths must exist before any job starts: point them at minimal stand-ins of
+        # their kind (a shard, a folder or a file; hyplib.data.real.PATHS) whose contents pass
+        # the checks made before any job (JSON top-level keys, csv header, a SugarCrepe subset).
         from hyplib.data.real import PATHS
 
+        contents = {"coco_captions": '{"images": [], "annotations": []}', "flickr_karpathy": '{"images": []}',
+                    "hierarcaps": "id,captions,image_url\n"}
         cfg = _config("paper")
         for key, rel in cfg["data"]["paths"].items():
             target = tmp_path / "data" / rel.replace("*", "shard-000")
@@ -114,7 +117,8 @@ def test_dry_run(config, tmp_path):
                 target.mkdir(parents=True, exist_ok=True)
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.touch()
+                target.write_text(contents.get(key, ""))
+        (tmp_path / "data" / cfg["data"]["paths"]["sugarcrepe"] / "add_obj.json").write_text("{}")
         cfg["data"]["root"] = str(tmp_path / "data")
         (tmp_path / "paper.yaml").write_text(yaml.safe_dump(cfg))
         args[-1] = str(tmp_path / "paper.yaml")

@@ -5,6 +5,7 @@ return ``(arrays, meta)`` for :func:`~hyplib.data.benchmarks.write_benchmark`:
     ``cc3m``, ``redcaps``   image-caption webdataset shards -> iterator of :class:`Sample`
     ``grit``                GRIT shards (``noun_chunks``/``ref_exps`` boxes) -> iterator of Sample
     ``imagenet``            class folders named by WordNet id -> ``zeroshot`` dict
+    ``classes``             class folders with any names (+ taxonomy, templates) -> ``zeroshot`` dict
     ``coco``                val2017 ``captions_val2017.json`` + image dir -> ``retrieval`` dict
     ``flickr30k``           Karpathy ``dataset_flickr30k.json`` + image dir -> ``retrieval`` dict
     ``sugarcrepe``          one ``<subset>.json`` per subset + COCO images -> ``composition`` dict
@@ -221,8 +222,16 @@ def read_hierarcaps(csv_path, image_dir, *, image_size: int = 224, limit=None,
     return {"images": np.stack(images)}, {"captions": caps}
 
 
+def read_classes(root, taxonomy=None, templates=None, **kwargs):
+    """Class folders with any names -> zeroshot (:func:`hyplib.data.classes.read_classes`)."""
+    from .classes import read_classes as _read
+
+    return _read(root, taxonomy, templates, **kwargs)
+
+
 REGISTRY: dict[str, Callable] = {
     "cc3m": read_shards, "redcaps": read_shards, "grit": read_shards, "imagenet": read_imagenet,
+    "classes": read_classes,
     "coco": read_coco, "flickr30k": read_flickr30k, "sugarcrepe": read_sugarcrepe, "hierarcaps": read_hierarcaps,
 }
 

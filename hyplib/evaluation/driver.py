@@ -249,7 +249,8 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
             else:
                 t = tree if tree is not None else _default_tree(bench)
                 if t is None:
-                    msg = f"no taxonomy in {bench_dir} and no tree given"
+                    msg = (f"not available for this data: taxonomy ({unavailable['taxonomy']})"
+                           if "taxonomy" in unavailable else f"no taxonomy in {bench_dir} and no tree given")
                     if explicit:
                         raise FileNotFoundError(f"protocol 'hierarchy': {msg}")
                     report["skipped"][proto] = msg

@@ -128,6 +128,25 @@ def test_dry_run(config, tmp_path):
     assert "train" in out.stdout and "figure" in out.stdout
 
 
+def test_results_dir_keeps_two_datasets_apart(tmp_path):
+    """results_dir moves every output of the plan and of the rules under it."""
+    cfg = _config("quick")
+    assert wf.results_dir(cfg) == "results"
+    cfg["results_dir"] = "results/clipart/"
+    runs = wf.plan_runs(cfg)
+    assert runs and all(r["train_dir"].startswith("results/clipart/train/") for r in runs)
+    assert all(r["eval_dir"] == f"results/clipart/eval/{r['name']}" for r in runs)
+    with pytest.raises(ValueError, match="config key results_dir"):
+        wf.check_config({**cfg, "results_dir": "."})
+    (tmp_path / "clipart.yaml").write_text(yaml.safe_dump(cfg))
+    out = _snakemake("-n", "--forceall", "--configfile", str(tmp_path / "clipart.yaml"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    for target in ("results/clipart/data/manifest.json", "results/clipart/tables/claims.md",
+                   f"results/clipart/train/{runs[0]['name']}/final.pt", "results/clipart/propositions.json"):
+        assert target in out.stdout, target
+    assert "results/train/" not in out.stdout and "results/data/" not in out.stdout
+
+
 def test_invalid_config_fails_before_any_job(tmp_path):
     cfg = _config("quick")
     cfg["studies"]["curvature"]["curvatures"] = [0.1, -2.0]

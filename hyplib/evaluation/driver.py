@@ -49,6 +49,8 @@ from hyplib.evaluation import retrieval as _retrieval
 from hyplib.evaluation import zeroshot as _zeroshot
 from hyplib.tree import Tree
 
+#: How a skipped protocol's reason starts when the data lacks its benchmark (the tables read it).
+NOT_AVAILABLE = "not available for this data"
 #: Rows of raw embeddings per kind kept in ``arrays`` (``emb_<kind>``) for figures.
 EMB_SAMPLE = 512
 
@@ -222,7 +224,7 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
         if missing:
             gone = {b: unavailable[b] for b in missing if b in unavailable}
             if gone:
-                msg = "not available for this data: " + "; ".join(f"{b} ({why})" for b, why in gone.items())
+                msg = f"{NOT_AVAILABLE}: " + "; ".join(f"{b} ({why})" for b, why in gone.items())
             else:
                 msg = f"benchmark(s) {missing} not in {bench_dir}"
             if explicit:
@@ -249,7 +251,7 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
             else:
                 t = tree if tree is not None else _default_tree(bench)
                 if t is None:
-                    msg = (f"not available for this data: taxonomy ({unavailable['taxonomy']})"
+                    msg = (f"{NOT_AVAILABLE}: taxonomy ({unavailable['taxonomy']})"
                            if "taxonomy" in unavailable else f"no taxonomy in {bench_dir} and no tree given")
                     if explicit:
                         raise FileNotFoundError(f"protocol 'hierarchy': {msg}")

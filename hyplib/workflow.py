@@ -61,7 +61,7 @@ def plan_runs(config: dict) -> list[dict]:
     for method in config["methods"]:
         for seed in config["seeds"]:
             planned.append(_run(method, "base", seed, {}, "main"))
-    studies = config.get("studies", {})
+    studies = config.get("studies") or {}
     curvature = studies.get("curvature")
     if curvature:
         for method in curvature["methods"]:
@@ -144,13 +144,13 @@ def check_config(config: dict) -> None:
     for i, name in enumerate(config.get("methods", [])):
         if name not in valid:
             raise ValueError(f"config key methods[{i}]: unknown method {name!r}; valid methods: {valid}")
-    studies = config.get("studies", {})
+    studies = config.get("studies") or {}  # a study set to null is off
     for key in ("curvature", "boxes"):
-        for i, name in enumerate(studies.get(key, {}).get("methods", [])):
+        for i, name in enumerate((studies.get(key) or {}).get("methods", [])):
             if name not in valid:
                 raise ValueError(f"config key studies.{key}.methods[{i}]: unknown method {name!r}; "
                                  f"valid methods: {valid}")
-    for i, c in enumerate(studies.get("curvature", {}).get("curvatures", [])):
+    for i, c in enumerate((studies.get("curvature") or {}).get("curvatures", [])):
         if not c > 0:
             raise ValueError(f"config key studies.curvature.curvatures[{i}]: curvature must be positive, got {c}")
     results_dir(config)

@@ -25,8 +25,6 @@ import csv
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
 from hyplib.tree import Tree
 
 #: Prompts when no templates file is given: generic enough for photographs, drawings and glyphs.
@@ -158,7 +156,7 @@ def read_classes(root, taxonomy=None, templates=None, *, image_size: int = 224, 
     with ``skipped`` an unreadable one is counted (``bad_image``) instead of raising, and an empty
     class folder is counted as ``empty_class``.
     """
-    from .readers import _bar, _nonempty, _try_load
+    from .readers import labelled_images
 
     info = check_classes(root, taxonomy, templates)
     items = []
@@ -167,15 +165,8 @@ def read_classes(root, taxonomy=None, templates=None, *, image_size: int = 224, 
         if not files and skipped is not None:
             skipped["empty_class"] += 1
         items += [(f, label) for f in files]
-    images, labels = [], []
-    for f, label in _bar(items, progress, "classes"):
-        img = _try_load(f, image_size, True, skipped)
-        if img is not None:
-            images.append(img)
-            labels.append(label)
-    _nonempty(len(images), "images", root)
     meta = {"classnames": info["classnames"], "class_ids": info["class_ids"], "templates": info["templates"]}
     if info["tree"] is not None:
         t = info["tree"]
         meta["taxonomy"] = {"parent": dict(t.parent), "names": dict(t.names), "leaves": list(t.leaves)}
-    return {"images": np.stack(images), "labels": np.asarray(labels, np.int64)}, meta
+    return labelled_images(items, image_size, root, skipped, progress, "classes"), meta

@@ -111,16 +111,23 @@ def read_imagenet(root, *, image_size: int = 224, per_class: int | None = None,
             raise ValueError(f"folder {d} is not an ImageNet-1k wnid")
         files = sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXT)[:per_class]
         items += [(f, index[d.name]) for f in files]
+    templates = [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
+    meta = {"classnames": list(IMAGENET_CLASSNAMES), "class_ids": wnids, "templates": templates}
+    return labelled_images(items, image_size, root, skipped, progress, "imagenet"), meta
+
+
+def labelled_images(items: list[tuple[Path, int]], size: int, where, skipped: Counter | None = None,
+                    progress: bool = False, desc: str = "images") -> dict:
+    """``[(path, label)]`` -> ``{"images", "labels"}`` for zero-shot (resize + centre crop); an
+    unreadable image is counted in ``skipped`` (or raises without it); none readable raises."""
     images, labels = [], []
-    for f, label in _bar(items, progress, "imagenet"):
-        img = _try_load(f, image_size, True, skipped)
+    for f, label in _bar(items, progress, desc):
+        img = _try_load(f, size, True, skipped)
         if img is not None:
             images.append(img)
             labels.append(label)
-    _nonempty(len(images), "images", root)
-    templates = [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
-    meta = {"classnames": list(IMAGENET_CLASSNAMES), "class_ids": wnids, "templates": templates}
-    return {"images": np.stack(images), "labels": np.asarray(labels, np.int64)}, meta
+    _nonempty(len(images), "images", where)
+    return {"images": np.stack(images), "labels": np.asarray(labels, np.int64)}
 
 
 def _retrieval(items: list[tuple[Path, list[str]]], size: int, where, skipped: Counter | None = None,

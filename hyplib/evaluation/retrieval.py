@@ -7,9 +7,9 @@ The score matrix (N images x M captions) is never held whole: blocks of image ro
 scored against all captions, and per block we keep
 
 * image->text: the rank of each image's best-scoring caption, computed within the row itself;
-* text->image: each caption's running top-``max(ks)`` scores of the *other* images, and its
-  ground-truth image's score (taken from the same block matrix, so it is bit-identical to the
-  entry it is compared with). Rank < K iff fewer than K of the kept scores reach it.
+* text->image: each caption's running top-``max(ks) + 1`` image scores, and its ground-truth
+  image's score (taken from the same block matrix, so it is bit-identical to the entry it is
+  compared with). Rank (wrong images reaching it) < K iff fewer than K + 1 kept scores reach it.
 
 **Ties are broken pessimistically** (:data:`hyplib.evaluation._common.TIE_RULE`): the rank of a
 ground-truth item is the number of *wrong* items scoring at least as high, so a tie with a
@@ -65,7 +65,9 @@ def recall_at_k(image: Tensor, text: Tensor, caption_image, sim, curv=None, *,
     if cap.min() < 0 or cap.max() >= N:
         raise ValueError(f"caption_image indices must lie in [0, {N}), got [{int(cap.min())}, {int(cap.max())}]")
     ks = sorted({int(k) for k in ks})
-    kmax = min(ks[-1], N)
+    # One more than the largest K: the ground truth's own score is among the kept ones when it
+    # matters, and is subtracted (see below).
+    kmax = min(ks[-1] + 1, N)
     rows = max(1, block_elems // M)
 
     i2t_rank = torch.full((N,), M, dtype=torch.long)  # M = "no caption": never a hit
@@ -79,21 +81,29 @@ def recall_at_k(image: Tensor, text: Tensor, caption_image, sim, curv=None, *,
         lo, hi = torch.searchsorted(sorted_cap, torch.tensor([s, e]))
         js = order[lo:hi]
         r = cap[js] - s
-        right = torch.zeros(S.shape, dtype=torch.bool)
-        right[r, js] = True
-        S_right, S_wrong = C.split_right_wrong(S, right)
+        if bool(torch.isnan(S).any()):  # rare: NaN counts against the model (TIE_RULE)
+            right = torch.zeros(S.shape, dtype=torch.bool)
+            right[r, js] = True
+            S_right, S_wrong = C.split_right_wrong(S, right)
+            S = torch.where(right, S_right, S_wrong)
+        gt = S[r, js]
         if t2i_top is None:  # allocated in the scores' dtype at the first block
             t2i_top = torch.full((kmax, M), -torch.inf, dtype=S.dtype)
             t2i_gt = torch.full((M,), -torch.inf, dtype=S.dtype)
-        t2i_gt[js] = S_right[r, js]
-        rank = ((S_wrong >= S_right.amax(1, keepdim=True)) & ~right).sum(1)
-        i2t_rank[s:e] = torch.where(right.any(1), rank, torch.full_like(rank, M))
-        k_here = min(kmax, e - s)
-        merged = torch.cat([t2i_top, torch.topk(S_wrong, k_here, dim=0).values])
+        t2i_gt[js] = gt
+        # image->text: captions reaching the best own one, less the own ones among them.
+        best = torch.full((e - s,), -torch.inf, dtype=S.dtype).scatter_reduce(0, r, gt, reduce="amax")
+        own_reaching = torch.zeros(e - s, dtype=torch.long).scatter_add(0, r, (gt >= best[r]).long())
+        has = torch.zeros(e - s, dtype=torch.bool)
+        has[r] = True
+        rank = (S >= best.unsqueeze(1)).sum(1) - own_reaching
+        i2t_rank[s:e] = torch.where(has, rank, torch.full_like(rank, M))
+        merged = torch.cat([t2i_top, torch.topk(S, min(kmax, e - s), dim=0).values])
         t2i_top = torch.topk(merged, kmax, dim=0).values
-    # (kmax, M): the other images' best scores reaching the ground truth's, a prefix per column.
-    # A -inf placeholder reaches only a -inf (or NaN) ground truth, which is a miss anyway.
-    t2i_rank = (t2i_top >= t2i_gt.unsqueeze(0)).sum(0)
+    # text->image: with c images scoring >= the ground truth (itself included), the kept top
+    # kmax hold min(c, kmax) of them, so min(c, kmax) - 1 wrong images reach it: exact whenever
+    # it is below any K <= kmax - 1, and >= K otherwise.
+    t2i_rank = (t2i_top >= t2i_gt.unsqueeze(0)).sum(0) - 1
     has_caption = i2t_rank < M
     out = {}
     for k in ks:

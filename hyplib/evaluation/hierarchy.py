@@ -203,6 +203,26 @@ def hierarchy_from_predictions(pred_class, labels, class_ids: Sequence[str], tre
     return out
 
 
+def _tied_blocks(scores, labels, block_elems: int = 1 << 22):
+    """Blocks of :func:`tied_predictions`' triples, a few million pairs at most each."""
+    import torch
+
+    from hyplib.evaluation import _common as C
+
+    s = torch.as_tensor(np.asarray(scores) if not isinstance(scores, torch.Tensor) else scores)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    n, c = s.shape
+    rows = max(1, block_elems // max(1, c))
+    for b in range(0, n, rows):
+        right = torch.nn.functional.one_hot(y[b:b + rows], c).bool()
+        r, w = C.split_right_wrong(s[b:b + rows], right)
+        best_w = w.amax(1, keepdim=True)
+        hit = (r.amax(1, keepdim=True) > best_w) | ~(~right).any(1, keepdim=True)
+        chosen = torch.where(hit, right, (w == best_w) & ~right)
+        i, k = chosen.nonzero(as_tuple=True)
+        yield i.numpy() + b, k.numpy(), 1.0 / chosen.sum(1)[i].double().numpy()
+
+
 def tied_predictions(scores, labels, block_elems: int = 1 << 22):
     """Where ties leave the prediction open: ``(image, class, weight)`` triples.
 
@@ -215,60 +235,43 @@ def tied_predictions(scores, labels, block_elems: int = 1 << 22):
         three (P,) arrays: image index, class index (int64), weight (float64); the weights of
         each image sum to 1.
     """
-    import torch
-
-    from hyplib.evaluation import _common as C
-
-    s = torch.as_tensor(np.asarray(scores) if not isinstance(scores, torch.Tensor) else scores)
-    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    n, c = s.shape
-    rows = max(1, block_elems // max(1, c))
-    img, cls, wt = [], [], []
-    for b in range(0, n, rows):
-        right = torch.nn.functional.one_hot(y[b:b + rows], c).bool()
-        r, w = C.split_right_wrong(s[b:b + rows], right)
-        best_w = w.amax(1, keepdim=True)
-        hit = (r.amax(1, keepdim=True) > best_w) | ~(~right).any(1, keepdim=True)
-        chosen = torch.where(hit, right, (w == best_w) & ~right)
-        i, k = chosen.nonzero(as_tuple=True)
-        img.append(i.numpy() + b)
-        cls.append(k.numpy())
-        wt.append(1.0 / chosen.sum(1)[i].double().numpy())
-    return np.concatenate(img), np.concatenate(cls), np.concatenate(wt)
+    blocks = list(_tied_blocks(scores, labels, block_elems))
+    return tuple(np.concatenate([b[j] for b in blocks]) for j in range(3))
 
 
 def hierarchy_from_scores(scores, labels, class_ids: Sequence[str], tree: Tree, modes: Sequence[str] = MODES,
-                          chunk: int = 1 << 20) -> dict:
+                          block_elems: int = 1 << 22) -> dict:
     """Hierarchical metrics of zero-shot scores (N, C), ties resolved as in
     :func:`tied_predictions`: a tie with the true class is never an exact hit, and a tie among
     wrong classes scores the mean over them. A constant score matrix therefore gets the mean
     over all *wrong* leaves, which is at or below the uniform-random baseline
-    (:func:`expected_random_metrics`) on every metric.
+    (:func:`expected_random_metrics`) on every metric. Memory stays bounded: the (image,
+    class) pairs are scored in blocks of about ``block_elems``.
 
     Returns:
         flat dict ``"<mode>/<metric>"``, as :func:`hierarchy_from_predictions`.
     """
-    mapping = leaf_index_map(class_ids, tree)
-    C_ = len(mapping)
-    lab = _indices(labels, C_, "labels")
-    if np.asarray(scores).shape != (len(lab), C_):
-        raise ValueError(f"scores must be (N={len(lab)}, C={C_}), got shape {tuple(np.asarray(scores).shape)}")
-    if lab.size == 0:
-        raise ValueError("no predictions to score")
-    img, cls, wt = tied_predictions(scores, lab)
-    tab = _tables(tree)
-    out = {}
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} unknown; choose one of {MODES}")
-        sums = dict.fromkeys(KEYS, 0.0)
-        for s in range(0, len(img), chunk):
-            p, t = mapping[cls[s:s + chunk]], mapping[lab[img[s:s + chunk]]]
-            arrays = _pair_metrics(tab["depth"], p, t, _shared(tab, p, t), mode)
+    mapping = leaf_index_map(class_ids, tree)
+    n_cls = len(mapping)
+    lab = _indices(labels, n_cls, "labels")
+    shape = tuple(np.shape(scores))
+    if shape != (len(lab), n_cls):
+        raise ValueError(f"scores must be (N={len(lab)}, C={n_cls}), got shape {shape}")
+    if lab.size == 0:
+        raise ValueError("no predictions to score")
+    tab = _tables(tree)
+    sums = {mode: dict.fromkeys(KEYS, 0.0) for mode in modes}
+    for img, cls, wt in _tied_blocks(scores, lab, block_elems):
+        p, t = mapping[cls], mapping[lab[img]]
+        shared = _shared(tab, p, t)
+        for mode in modes:
+            arrays = _pair_metrics(tab["depth"], p, t, shared, mode)
             for k in KEYS:
-                sums[k] += float((arrays[k] * wt[s:s + chunk]).sum())
-        out.update({f"{mode}/{k}": v / len(lab) for k, v in sums.items()})
-    return out
+                sums[mode][k] += float(arrays[k] @ wt)
+    return {f"{mode}/{k}": v / len(lab) for mode in modes for k, v in sums[mode].items()}
 
 
 def evaluate_hierarchy(source, benchmark: Mapping, *, tree: Tree | None = None, modes: Sequence[str] = MODES,

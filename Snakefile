@@ -23,7 +23,7 @@ report: "workflow/report/workflow.rst"
 
 rule all:
     input:
-        expand("results/figures/{name}.pdf", name=config["figures"]),
-        "results/tables/main_comparison.md",
-        "results/tables/claims.md",
-        "results/propositions.json",
+        expand(f"{RESULTS}/figures/{{name}}.pdf", name=config["figures"]),
+        f"{RESULTS}/tables/main_comparison.md",
+        f"{RESULTS}/tables/claims.md",
+        f"{RESULTS}/propositions.json",

@@ -31,6 +31,21 @@ FIGURE_NEEDS: dict[str, dict] = {
 }
 
 
+#: Where every output lives unless the config sets ``results_dir``.
+RESULTS_DIR = "results"
+
+
+def results_dir(config: dict) -> str:
+    """The config's ``results_dir`` (default :data:`RESULTS_DIR`), relative to the checkout or
+    absolute: data, runs, figures, tables and executed notebooks all go under it, so two datasets'
+    results live side by side from one checkout (one config each, different ``results_dir``)."""
+    value = str(config.get("results_dir") or RESULTS_DIR).rstrip("/")
+    if not value or value in (".", "/"):
+        raise ValueError(f"config key results_dir: {config.get('results_dir')!r} would put results over the checkout; "
+                         "name a folder, e.g. results/clipart")
+    return value
+
+
 def _run(method: str, variant: str, seed: int, overrides: dict, study: str) -> dict:
     return {"name": f"{method}-{variant}-s{seed}", "method": method, "variant": variant,
             "seed": int(seed), "overrides": dict(overrides), "study": [study]}
@@ -40,13 +55,13 @@ def plan_runs(config: dict) -> list[dict]:
     """Every training run the config asks for, de-duplicated by name (studies merged).
 
     Returns dicts with ``name, method, variant, seed, overrides, study`` (list of study tags),
-    plus ``train_dir`` and ``eval_dir`` under ``results/``.
+    plus ``train_dir`` and ``eval_dir`` under :func:`results_dir`.
     """
     planned: list[dict] = []
     for method in config["methods"]:
         for seed in config["seeds"]:
             planned.append(_run(method, "base", seed, {}, "main"))
-    studies = config.get("studies", {})
+    studies = config.get("studies") or {}
     curvature = studies.get("curvature")
     if curvature:
         for method in curvature["methods"]:
@@ -76,9 +91,10 @@ def plan_runs(config: dict) -> list[dict]:
             kept["study"] = sorted(set(kept["study"]) | set(run["study"]))
         else:
             by_name[run["name"]] = run
+    out = results_dir(config)
     for run in by_name.values():
-        run["train_dir"] = f"results/train/{run['name']}"
-        run["eval_dir"] = f"results/eval/{run['name']}"
+        run["train_dir"] = f"{out}/train/{run['name']}"
+        run["eval_dir"] = f"{out}/eval/{run['name']}"
     return list(by_name.values())
 
 
@@ -119,22 +135,25 @@ def check_config(config: dict) -> None:
     """Semantic checks beyond the JSON schema, each naming the offending key.
 
     Unknown method names, non-positive curvatures, and (for real data) input paths that do not
-    exist (:func:`hyplib.data.real.resolve_data_paths`, the check ``prepare_real`` runs itself) or
-    box-using runs without ``data.paths.grit_shards`` stop the workflow before any job starts.
+    exist or whose files do not hold what their benchmark needs (class folders against the
+    taxonomy, templates, JSON keys, csv header: :func:`hyplib.data.real.resolve_data_paths`, the
+    check ``prepare_real`` runs itself before touching a shard) or box-using runs without
+    ``data.paths.grit_shards`` stop the workflow before any job starts.
     """
     valid = methods.names()
     for i, name in enumerate(config.get("methods", [])):
         if name not in valid:
             raise ValueError(f"config key methods[{i}]: unknown method {name!r}; valid methods: {valid}")
-    studies = config.get("studies", {})
+    studies = config.get("studies") or {}  # a study set to null is off
     for key in ("curvature", "boxes"):
-        for i, name in enumerate(studies.get(key, {}).get("methods", [])):
+        for i, name in enumerate((studies.get(key) or {}).get("methods", [])):
             if name not in valid:
                 raise ValueError(f"config key studies.{key}.methods[{i}]: unknown method {name!r}; "
                                  f"valid methods: {valid}")
-    for i, c in enumerate(studies.get("curvature", {}).get("curvatures", [])):
+    for i, c in enumerate((studies.get("curvature") or {}).get("curvatures", [])):
         if not c > 0:
             raise ValueError(f"config key studies.curvature.curvatures[{i}]: curvature must be positive, got {c}")
+    results_dir(config)
     data = config.get("data", {})
     if data.get("source") == "real":
         from hyplib.data.real import resolve_data_paths

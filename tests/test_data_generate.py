@@ -74,6 +74,11 @@ def test_manifest_and_benchmark_shapes(world):
     assert z["class_ids"] == object_tree().leaves and all("{}" in t for t in z["templates"])
     r = load_benchmark(out / "bench", "retrieval")
     assert len(r["captions"]) == 5 * len(r["images"]) == len(r["caption_image"])
+    dup = manifest["duplicate_captions"]["retrieval"]
+    texts = [str(c) for c in r["captions"]]
+    assert dup["captions"] == len(texts) and dup["distinct"] == len(set(texts))
+    assert dup["shared_across_images"] == sum(
+        len({int(o) for t2, o in zip(texts, r["caption_image"]) if t2 == t}) > 1 for t in texts)
     h = load_benchmark(out / "bench", "hierarcaps")
     assert all(len(c) == 4 for c in h["captions"]) and len(h["captions"]) == len(h["images"])
     c = load_benchmark(out / "bench", "chains")

@@ -178,3 +178,31 @@ def test_real_imagenet_layout_uses_wordnet_tree(tmp_path):
     out = DR.run_all(_model("meru"), tmp_path, protocols=["zeroshot", "hierarchy"])
     assert {"hierarchy/reference/TIE", "hierarchy/corrected/LCA"} <= set(out)
     assert 0.0 <= out["hierarchy/reference/J"] <= 1.0 and out["hierarchy/reference/TIE"] >= 0.0
+
+
+@pytest.mark.parametrize("name", ["meru", "clip"])
+def test_collapsed_model_scores_chance_or_below(bench_dir, name):
+    """A model whose image and text features are one constant vector: every ranking metric at
+    or below chance (ties are misses), none at the 1.0 a tie-in-favour rule gave."""
+    model = _model(name)
+    const = torch.full((1, 16), 0.05)
+    model.image_features = lambda x: const.expand(x.shape[0], -1).to(x.device)
+    model.text_features = lambda t: const.expand(t.shape[0], -1).to(t.device)
+    metrics = DR.run_all(model, bench_dir, traversal_images=2, traversal_steps=4)
+    assert metrics["zeroshot/mean_per_class_acc"] == 0.0 and metrics["zeroshot/top1"] == 0.0
+    for k in (1, 5, 10):  # 6 images x 2 captions: 10 wrong captions, 5 wrong images
+        assert metrics[f"retrieval/i2t_R@{k}"] == 0.0
+    assert metrics["retrieval/t2i_R@1"] == metrics["retrieval/t2i_R@5"] == 0.0
+    assert metrics["retrieval/t2i_R@10"] == 1.0  # K > N - 1: every image is in the top 10 of 6
+    for key in ("composition/acc", "chains/depth1_acc", "chains/depth2_acc", "chains/text_depth1_acc",
+                "hierarcaps/order_acc", "hierarcaps/tau", "hierarcaps/hret/own_mean", "hierarcaps/hret/level_tau"):
+        assert metrics[key] == 0.0, key
+    from hyplib.evaluation.hierarchy import expected_random_metrics
+    from hyplib.tree import Tree
+
+    random = expected_random_metrics(Tree(parent=PARENT, leaves=["cat", "dog", "cup"]))
+    assert metrics["hierarchy/reference/TIE"] >= random["TIE"]
+    assert metrics["hierarchy/reference/J"] <= random["J"]
+    if name == "meru":
+        assert metrics["pep/auc"] == pytest.approx(0.5) and metrics["pep/ap"] == pytest.approx(0.5)
+        assert metrics["diagnostics/traversal/own"] == 0.0

@@ -258,3 +258,90 @@ def test_evaluate_hierarcaps_perfect_hierarchy():
     assert out["hret/own_mean"] == 1.0 and out["hret/level_recall"] == 1.0
     assert out["hret/level_tau"] == pytest.approx(1.0)
     assert out["hret/level@1"] == 3.0 and out["hret/level@0.25"] == 0.0
+
+
+# ----------------------------------------------------------------------------- ties
+def test_zeroshot_ties_are_misses():
+    scores = torch.tensor([[0.5, 0.5, 0.0],    # label 0 ties class 1: miss, predicted 1
+                           [0.2, 0.7, 0.7],    # label 2 ties class 1: miss, predicted 1
+                           [0.1, 0.3, 0.2],    # label 1 strictly best: hit
+                           [0.4, 0.4, 0.4]])   # label 1, all tie: miss, predicted 0
+    labels = np.array([0, 2, 1, 1])
+    out = Z.accuracy_metrics(scores, labels)
+    assert out["top1"] == 0.25 and out["mean_per_class_acc"] == pytest.approx((0 + 0.5 + 0) / 3)
+    np.testing.assert_array_equal(Z.predictions(scores, labels).numpy(), [1, 1, 1, 0])
+    # top-5 counts the wrong classes reaching the true score: all six tie -> rank 5 -> miss
+    flat = torch.zeros(3, 6)
+    out = Z.accuracy_metrics(flat, np.array([0, 3, 5]))
+    assert out["top1"] == 0.0 and out["top5"] == 0.0 and out["mean_per_class_acc"] == 0.0
+    # NaN: a NaN true score loses, a NaN wrong score wins
+    nan = torch.tensor([[torch.nan, 0.0], [1.0, torch.nan]])
+    assert Z.accuracy_metrics(nan, np.array([0, 0]))["top1"] == 0.0
+    np.testing.assert_array_equal(Z.predictions(nan, np.array([0, 0])).numpy(), [1, 1])
+
+
+def test_hierarchy_ties_never_hit_and_average_the_wrong_classes():
+    from hyplib.evaluation import hierarchy as H
+    from hyplib.tree import Tree
+
+    tree = Tree(parent={"r": None, "a": "r", "b": "r", "x": "a", "y": "a", "z": "b"})
+    labels = np.array([0, 1, 2])  # leaves sorted: x, y, z
+    # constant scores: each image averages its two wrong leaves. TIE: x->{y 2, z 4}, y->{x 2, z 4},
+    # z->{x 4, y 4}; reference J: x->{1, 1/3}, y->{1, 1/3}, z->{1/3, 1/3}
+    out = H.hierarchy_from_scores(torch.zeros(3, 3), labels, tree.leaves, tree, modes=("reference",))
+    assert out["reference/TIE"] == pytest.approx(10 / 3) and out["reference/J"] == pytest.approx(5 / 9)
+    rand = H.expected_random_metrics(tree)
+    assert out["reference/TIE"] > rand["TIE"] and out["reference/J"] < rand["J"]
+    # image 0 right (strictly), image 1 beaten by z, image 2 tied between x and y above its own z
+    scores = torch.tensor([[0.9, 0.1, 0.1], [0.2, 0.2, 0.9], [0.3, 0.3, 0.1]])
+    img, cls, wt = H.tied_predictions(scores, labels)
+    assert list(zip(img.tolist(), cls.tolist(), wt.tolist())) == [(0, 0, 1.0), (1, 2, 1.0), (2, 0, 0.5), (2, 1, 0.5)]
+    out = H.hierarchy_from_scores(scores, labels, tree.leaves, tree)
+    assert out["reference/TIE"] == pytest.approx((0 + 4 + 4) / 3)
+    assert out["corrected/J"] == pytest.approx((1 + 1 / 5 + 1 / 5) / 3)
+    # without ties it equals the metrics of the plain argmax
+    strict = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.3, 0.9], [0.5, 0.3, 0.1]])
+    assert H.hierarchy_from_scores(strict, labels, tree.leaves, tree) == pytest.approx(
+        H.hierarchy_from_predictions(strict.argmax(1).numpy(), labels, tree.leaves, tree))
+
+
+def test_threshold_retrieval_ties_go_to_another_image():
+    # two images, two captions each; image 0's own caption 1 ties image 1's caption 2
+    S = torch.tensor([[0.1, 0.9, 0.9, 0.0],
+                      [0.0, 0.2, 0.8, 0.1]])
+    sim = lambda a, b, c: S[a[:, 0].long()]  # noqa: E731
+    img = torch.tensor([[0.0], [1.0]])
+    owner = np.array([0, 0, 1, 1])
+    radius = np.array([1.0, 2.0, 3.0, 4.0])
+    got = HC.threshold_retrieval(img, torch.zeros(4, 1), sim, None, radius, owner=owner, quantiles=(0.0, 1.0))
+    # q=0: only caption 0 -> retrieved (own for image 0, other's for image 1)
+    # q=1: image 0: own 0.9 ties other 0.9 -> caption 2 (a miss); image 1: own 0.8 strictly best -> 2
+    np.testing.assert_array_equal(got, [[0, 2], [0, 2]])
+    m = HC.threshold_metrics(got, owner, np.array([0, 1, 0, 1]), quantiles=(0.0, 1.0), n_levels=2)
+    assert m["own@0"] == 0.5 and m["own@1"] == 0.5
+
+
+def test_radius_order_constant_radii_is_chance():
+    out = HC.radius_order_metrics(np.ones((3, 4)))
+    assert out["tau"] == 0.0 and out["order_acc"] == 0.0
+
+
+def test_collapsed_embeddings_score_chance_or_below():
+    """Every embedding the same point: each ranking protocol at or below chance."""
+    method = M.get("meru")
+    v = torch.full((1, 6), 0.3, dtype=torch.float64)
+    n = 12
+    curv = 1.0
+    zs = Z.evaluate_zeroshot({"image": v.expand(n, 6), "classes": v.expand(4, 6), "curv": curv},
+                             {"labels": np.arange(n) % 4}, method=method)
+    assert zs["mean_per_class_acc"] == 0.0 <= zs["chance"]
+    co = CO.evaluate_composition({"image": v.expand(n, 6), "positive": v.expand(n, 6), "negative": v.expand(n, 6),
+                                  "curv": curv}, {}, method=method)
+    assert co["acc"] == 0.0
+    ch = CH.evaluate_chains({**{k: v.expand(n, 6) for k in ("whole", "part", "subpart")}, "curv": curv}, {},
+                            method=method)
+    assert ch["depth1_acc"] == ch["depth2_acc"] == ch["depth1_acc_opposite"] == 0.0
+    hc = HC.evaluate_hierarcaps({"image": v.expand(n, 6), "captions": v.expand(n, 4, 6), "curv": curv}, {},
+                                method=method)
+    assert hc["tau"] == 0.0 and hc["order_acc"] == 0.0
+    assert hc["hret/own_mean"] == 0.0 and hc["hret/level_tau"] == 0.0

@@ -134,6 +134,10 @@ def test_manifest_counts_what_was_written(prepared):
     assert m["benchmark_sources"]["composition"]["missing_subsets"] == [s for s in SUBSETS
                                                                         if s not in ("add_obj", "swap_att")]
     assert set(m["unavailable"]) == {"chains"} and m["loader"]["min_box_size"] == 32.0
+    # three distinct COCO captions; Flickr's three distinct as well
+    assert m["duplicate_captions"]["retrieval"] == {"captions": 3, "distinct": 3, "repeated": 0,
+                                                    "shared_across_images": 0, "largest_group": 1}
+    assert m["duplicate_captions"]["retrieval_flickr30k"]["distinct"] == 3
 
 
 def test_saved_benchmarks_load_back(prepared):
@@ -272,7 +276,7 @@ def test_switching_sources_leaves_no_stale_files(tmp_path):
     assert sorted(os.listdir(out / "bench")) == [] and real["benchmarks"] == {}
     assert sorted(os.listdir(out / "train")) == ["train-000000.tar", "train-000001.tar"]
     assert set(real["unavailable"]) == {"zeroshot", "retrieval", "retrieval_flickr30k", "composition",
-                                        "hierarcaps", "pep", "chains"}
+                                        "hierarcaps", "pep", "chains", "taxonomy"}
     prepare_data("generated", out, size="quick", n_train=8, image_size=16, workers=1, progress=False)
     assert not any(p.is_symlink() for p in (out / "train").iterdir())
     with pytest.raises(ValueError, match="unknown data source 'laion'.*generated.*real"):
@@ -316,3 +320,104 @@ def test_box_kinds_left_out_of_figures_without_chains(prepared):
     _, out, _ = prepared
     got = _kind_embeddings(_model("meru"), out / "bench", ["image", "box_image", "box_text"])
     assert set(got) == {"image"} and got["image"].shape[0] == 2
+
+
+# ----------------------------------------------------------------------------- your own classes
+CLIPART_TAXONOMY = """child,parent,name
+animals,,
+tools,,
+cat_face,animals,cat face
+dog,animals,
+hammer,tools,
+"""
+
+
+def build_own_classes(root: Path) -> None:
+    """Class folders with non-WordNet names, a taxonomy (two top-level nodes) and templates."""
+    for c, name in enumerate(("cat_face", "dog", "hammer")):
+        for j in range(2):
+            _write(root / f"clipart/{name}/{name}-{j}.png", _jpeg(70 + 2 * c + j))
+    _write(root / "clipart/taxonomy.csv", CLIPART_TAXONOMY)
+    _write(root / "clipart/templates.txt", "# clip art\na drawing of a {}.\n\nclip art: {}\n")
+
+
+def test_own_class_folders_taxonomy_and_templates(tmp_path):
+    from test_eval_driver import _model
+
+    from hyplib.evaluation import run_all
+
+    build_fake_real(tmp_path)
+    build_own_classes(tmp_path)
+    paths = {"train_shards": "redcaps", "class_folders": "clipart", "taxonomy": "clipart/taxonomy.csv",
+             "templates": "clipart/templates.txt"}
+    m = prepare_real(tmp_path / "out", root=tmp_path, paths=paths, image_size=16, progress=False)
+    assert m["benchmarks"]["zeroshot"] == 6 and "taxonomy" not in m["unavailable"]
+    assert m["benchmark_sources"]["zeroshot"]["dataset"] == "classes"
+    zs = load_benchmark(tmp_path / "out/bench", "zeroshot")
+    assert zs["class_ids"] == ["cat_face", "dog", "hammer"] and zs["classnames"] == ["cat face", "dog", "hammer"]
+    assert zs["templates"] == ["a drawing of a {}.", "clip art: {}"] and zs["labels"].tolist() == [0, 0, 1, 1, 2, 2]
+    tax = load_benchmark(tmp_path / "out/bench", "taxonomy")
+    assert tax["leaves"] == zs["class_ids"] and tax["parent"]["animals"] == "__root__"
+    assert tax["parent"]["cat_face"] == "animals" and tax["parent"]["__root__"] is None
+    metrics = run_all(_model("meru"), tmp_path / "out/bench", protocols=["zeroshot", "hierarchy"])
+    assert metrics["zeroshot/chance"] == pytest.approx(1 / 3)
+    assert {"hierarchy/reference/TIE", "hierarchy/corrected/LCA", "hierarchy/corrected/J",
+            "hierarchy/reference/P_H", "hierarchy/corrected/R_H"} <= set(metrics)
+    # without a taxonomy: zero-shot runs, the hierarchy metrics are "not available for this data"
+    del paths["taxonomy"], paths["templates"]
+    m = prepare_real(tmp_path / "out", root=tmp_path, paths=paths, image_size=16, progress=False)
+    assert "data.paths.taxonomy not set" in m["unavailable"]["taxonomy"]
+    assert load_benchmark(tmp_path / "out/bench", "zeroshot")["templates"][0] == "a photo of a {}."
+    report = {}
+    with pytest.warns(UserWarning, match="'hierarchy' skipped: not available for this data"):
+        metrics = run_all(_model("meru"), tmp_path / "out/bench", report=report, traversal_images=0)
+    assert "zeroshot/top1" in metrics and not any(k.startswith("hierarchy/") for k in metrics)
+    assert report["skipped"]["hierarchy"].startswith("not available for this data: taxonomy (data.paths.taxonomy")
+    with pytest.raises(FileNotFoundError, match="protocol 'hierarchy': not available for this data"):
+        run_all(_model("meru"), tmp_path / "out/bench", protocols=["hierarchy"])
+
+
+@pytest.mark.parametrize("bad, key, match", [
+    ("cat_face,animals\ndog,animals\n", "class_folders", r"1 class folder\(s\) .* not in it, e\.g\. \['hammer'\]"),
+    ("cat_face,animals\ndog,animals\nhammer,tools\nsaw,tools\n", "class_folders", r"leaves without a folder: \['saw'\]"),
+    ("cat_face,animals\ndog,animals\nhammer,dog\n", "class_folders", r"internal nodes: \['dog'\]"),
+    ("cat_face,animals\ncat_face,tools\n", "taxonomy", r"taxonomy\.csv:2: node 'cat_face' has two parents"),
+    ("cat_face\n", "taxonomy", r"taxonomy\.csv:1: expected 'child,parent'"),
+    ("a,b\nb,a\ncat_face,a\ndog,a\nhammer,a\n", "class_folders", r"taxonomy"),
+])
+def test_bad_taxonomy_names_key_and_line(tmp_path, bad, key, match):
+    build_own_classes(tmp_path)
+    _write(tmp_path / "redcaps/rc.tar", b"")
+    _write(tmp_path / "clipart/taxonomy.csv", bad)
+    with pytest.raises(ValueError, match=rf"config key data\.paths\.{key} .*{match}"):
+        resolve_data_paths(tmp_path, {"train_shards": "redcaps", "class_folders": "clipart",
+                                      "taxonomy": "clipart/taxonomy.csv"})
+
+
+def test_content_errors_come_before_any_shard_is_read(tmp_path):
+    """A bad class folder, templates file, JSON or csv fails in resolve_data_paths, which
+    check_config and prepare_real call before linking or verifying a shard."""
+    build_fake_real(tmp_path)
+    build_own_classes(tmp_path)
+    base = {"train_shards": "redcaps"}
+    _write(tmp_path / "imagenet/val/not_a_wnid/x.JPEG", _jpeg(1))
+    with pytest.raises(ValueError, match=r"data\.paths\.imagenet_val .*'not_a_wnid'.*set data\.paths\.class_folders"):
+        prepare_real(tmp_path / "out", root=tmp_path, paths={**base, "imagenet_val": "imagenet/val"}, progress=False)
+    assert not (tmp_path / "out/train").exists()  # nothing linked, nothing verified
+    _write(tmp_path / "clipart/bad_templates.txt", "a photo\n")
+    with pytest.raises(ValueError, match=r"data\.paths\.templates .*bad_templates\.txt:1: template 'a photo' has no"):
+        resolve_data_paths(tmp_path, {**base, "class_folders": "clipart", "templates": "clipart/bad_templates.txt"})
+    with pytest.raises(ValueError, match=r"data\.paths\.class_folder.*set together with data\.paths\.imagenet_val"):
+        resolve_data_paths(tmp_path, {**base, "class_folders": "clipart", "imagenet_val": "imagenet/val"})
+    with pytest.raises(ValueError, match=r"data\.paths\.taxonomy: not set, but|data\.paths\.class_folders: not set"):
+        resolve_data_paths(tmp_path, {**base, "taxonomy": "clipart/taxonomy.csv"})
+    _write(tmp_path / "coco/annotations/broken.json", '{"images": []}')
+    with pytest.raises(ValueError, match=r"data\.paths\.coco_captions .*lacks the top-level key\(s\) \['annotations'\]"):
+        resolve_data_paths(tmp_path, {**base, "coco_captions": "coco/annotations/broken.json",
+                                      "coco_images": "coco/val2017"})
+    _write(tmp_path / "hierarcaps/bad.csv", "id,caption,url\n")
+    with pytest.raises(ValueError, match=r"data\.paths\.hierarcaps .*lacks 'captions' and 'image_url'"):
+        resolve_data_paths(tmp_path, {**base, "hierarcaps": "hierarcaps/bad.csv", "hierarcaps_images": "hierarcaps/images"})
+    _write(tmp_path / "lonely/only/x.png", _jpeg(2))
+    with pytest.raises(ValueError, match=r"data\.paths\.class_folders .*1 class folder\(s\); zero-shot needs at least two"):
+        resolve_data_paths(tmp_path, {**base, "class_folders": "lonely"})

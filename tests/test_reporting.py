@@ -194,3 +194,25 @@ def test_write_tables(tmp_path):
     rows = [line for line in md if line.startswith("| ")]
     # every row keeps the header's column count: '|' inside cells (|d|, |x|) is escaped
     assert {line.replace("\\|", "").count("|") for line in rows} == {len(reporting.CLAIM_COLUMNS) + 1}
+
+
+def test_claims_on_data_without_the_benchmark_say_so():
+    """Runs evaluated on data with no taxonomy and no chains: the claims that read those say
+    "not available for this data" with the reason, not "no runs with this metric"."""
+    runs, metrics, logs = _scenario(good=True)
+    why = {"hierarchy": "not available for this data: taxonomy (data.paths.taxonomy not set)",
+           "chains": "not available for this data: chains (needs whole -> part -> sub-part image crops)"}
+    records = {}
+    for name, m in metrics.items():
+        flat = {k: v for k, v in m.items() if not k.startswith(("hierarchy/", "chains/"))}
+        records[name] = {"metrics": flat, "skipped": dict(why)}
+    table = reporting.claims_table(runs, records, logs).set_index("id")
+    for cid in ("2a", "2b", "2c"):
+        assert table.loc[cid, "holds"] == "n/a" and table.loc[cid, "note"] == why["hierarchy"], cid
+        assert table.loc[cid, "values"] == "n/a"
+    assert table.loc["4", "holds"] == "n/a" and table.loc["4", "note"].startswith("not available for this data")
+    assert table.loc["1a", "holds"] == "yes" and table.loc["6a", "holds"] == "yes"
+    # one run that did measure the hierarchy: the claim is judged on what exists, not marked n/a
+    first = next(iter(records))
+    records[first]["skipped"] = {}
+    assert reporting.claims_table(runs, records, logs).set_index("id").loc["2a", "holds"] != "n/a"

@@ -103,10 +103,13 @@ def test_dry_run(config, tmp_path):
     # --forceall: plan every job even where a checkout already holds up-to-date results.
     args = ["-n", "--forceall", "--quiet", "rules", "--configfile", f"config/{config}.yaml"]
     if config == "paper":
-        # Real-data paths must exist before any job starts: point them at empty stand-ins of
-        # their kind (a shard, a folder or a file; hyplib.data.real.PATHS).
+        # Real-data paths must exist before any job starts: point them at minimal stand-ins of
+        # their kind (a shard, a folder or a file; hyplib.data.real.PATHS) whose contents pass
+        # the checks made before any job (JSON top-level keys, csv header, a SugarCrepe subset).
         from hyplib.data.real import PATHS
 
+        contents = {"coco_captions": '{"images": [], "annotations": []}', "flickr_karpathy": '{"images": []}',
+                    "hierarcaps": "id,captions,image_url\n"}
         cfg = _config("paper")
         for key, rel in cfg["data"]["paths"].items():
             target = tmp_path / "data" / rel.replace("*", "shard-000")
@@ -114,7 +117,8 @@ def test_dry_run(config, tmp_path):
                 target.mkdir(parents=True, exist_ok=True)
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.touch()
+                target.write_text(contents.get(key, ""))
+        (tmp_path / "data" / cfg["data"]["paths"]["sugarcrepe"] / "add_obj.json").write_text("{}")
         cfg["data"]["root"] = str(tmp_path / "data")
         (tmp_path / "paper.yaml").write_text(yaml.safe_dump(cfg))
         args[-1] = str(tmp_path / "paper.yaml")
@@ -122,6 +126,25 @@ def test_dry_run(config, tmp_path):
     out = _snakemake(*args)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "train" in out.stdout and "figure" in out.stdout
+
+
+def test_results_dir_keeps_two_datasets_apart(tmp_path):
+    """results_dir moves every output of the plan and of the rules under it."""
+    cfg = _config("quick")
+    assert wf.results_dir(cfg) == "results"
+    cfg["results_dir"] = "results/clipart/"
+    runs = wf.plan_runs(cfg)
+    assert runs and all(r["train_dir"].startswith("results/clipart/train/") for r in runs)
+    assert all(r["eval_dir"] == f"results/clipart/eval/{r['name']}" for r in runs)
+    with pytest.raises(ValueError, match="config key results_dir"):
+        wf.check_config({**cfg, "results_dir": "."})
+    (tmp_path / "clipart.yaml").write_text(yaml.safe_dump(cfg))
+    out = _snakemake("-n", "--forceall", "--configfile", str(tmp_path / "clipart.yaml"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    for target in ("results/clipart/data/manifest.json", "results/clipart/tables/claims.md",
+                   f"results/clipart/train/{runs[0]['name']}/final.pt", "results/clipart/propositions.json"):
+        assert target in out.stdout, target
+    assert "results/train/" not in out.stdout and "results/data/" not in out.stdout
 
 
 def test_invalid_config_fails_before_any_job(tmp_path):

@@ -86,3 +86,46 @@ def save_benchmark(dir: str | Path, name: str, bench: dict) -> Path:
 def list_benchmarks(dir: str | Path) -> list[str]:
     """Names of the benchmarks present in ``dir`` (those with a ``.json``)."""
     return sorted(p.stem for p in Path(dir).glob("*.json") if p.stem != "manifest")
+
+
+def caption_duplicates(captions, caption_image) -> dict:
+    """How often a retrieval set repeats a caption's exact text.
+
+    Args:
+        captions: (M,) caption strings.
+        caption_image: (M,) index of each caption's image.
+
+    Returns:
+        ``{"captions", "distinct", "repeated", "shared_across_images", "largest_group"}``:
+        the number of captions, of distinct texts, of captions whose text occurs more than
+        once, of captions whose text is also a caption of *another* image (these can never
+        all be retrieved at rank 1: the evaluation counts a tie with another image's identical
+        caption as a miss), and the most captions sharing one text.
+    """
+    texts = [str(c) for c in captions]
+    owners = np.asarray(caption_image).tolist()
+    if len(owners) != len(texts):
+        raise ValueError(f"{len(texts)} captions but {len(owners)} caption_image entries")
+    count: dict[str, int] = {}
+    images: dict[str, set] = {}
+    for t, i in zip(texts, owners):
+        count[t] = count.get(t, 0) + 1
+        images.setdefault(t, set()).add(i)
+    return {"captions": len(texts), "distinct": len(count),
+            "repeated": sum(n for n in count.values() if n > 1),
+            "shared_across_images": sum(count[t] for t in count if len(images[t]) > 1),
+            "largest_group": max(count.values(), default=0)}
+
+
+def duplicate_caption_counts(dir: str | Path) -> dict[str, dict]:
+    """:func:`caption_duplicates` of every retrieval benchmark (``retrieval``, ``retrieval_<name>``)
+    in ``dir``, read without loading the images; for ``manifest.json``."""
+    out = {}
+    for name in list_benchmarks(dir):
+        if name != "retrieval" and not name.startswith("retrieval_"):
+            continue
+        meta = json.loads((Path(dir) / f"{name}.json").read_text())
+        with np.load(Path(dir) / f"{name}.npz", allow_pickle=False) as npz:
+            owner = npz["caption_image"]
+        out[name] = caption_duplicates(meta["captions"], owner)
+    return out

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .benchmarks import write_benchmark
+from .benchmarks import duplicate_caption_counts, write_benchmark
 from .captions import levels, scene_relations
 from .genconfig import STREAMS, GenConfig
 from .scene import block_look, block_scene, box_records
@@ -121,5 +121,6 @@ def generate_all(out_dir: str | Path, cfg: GenConfig | None = None, *, progress:
         "seconds": round(elapsed, 2), "images_per_second": round(
             (sum(n for _, _, n, _ in results)) / max(elapsed, 1e-9), 1),  # 1e-9: avoid /0 on tiny runs
     }
+    manifest["duplicate_captions"] = duplicate_caption_counts(out / "bench")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return manifest

@@ -5,6 +5,7 @@ return ``(arrays, meta)`` for :func:`~hyplib.data.benchmarks.write_benchmark`:
     ``cc3m``, ``redcaps``   image-caption webdataset shards -> iterator of :class:`Sample`
     ``grit``                GRIT shards (``noun_chunks``/``ref_exps`` boxes) -> iterator of Sample
     ``imagenet``            class folders named by WordNet id -> ``zeroshot`` dict
+    ``classes``             class folders with any names (+ taxonomy, templates) -> ``zeroshot`` dict
     ``coco``                val2017 ``captions_val2017.json`` + image dir -> ``retrieval`` dict
     ``flickr30k``           Karpathy ``dataset_flickr30k.json`` + image dir -> ``retrieval`` dict
     ``sugarcrepe``          one ``<subset>.json`` per subset + COCO images -> ``composition`` dict
@@ -110,16 +111,23 @@ def read_imagenet(root, *, image_size: int = 224, per_class: int | None = None,
             raise ValueError(f"folder {d} is not an ImageNet-1k wnid")
         files = sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXT)[:per_class]
         items += [(f, index[d.name]) for f in files]
+    templates = [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
+    meta = {"classnames": list(IMAGENET_CLASSNAMES), "class_ids": wnids, "templates": templates}
+    return labelled_images(items, image_size, root, skipped, progress, "imagenet"), meta
+
+
+def labelled_images(items: list[tuple[Path, int]], size: int, where, skipped: Counter | None = None,
+                    progress: bool = False, desc: str = "images") -> dict:
+    """``[(path, label)]`` -> ``{"images", "labels"}`` for zero-shot (resize + centre crop); an
+    unreadable image is counted in ``skipped`` (or raises without it); none readable raises."""
     images, labels = [], []
-    for f, label in _bar(items, progress, "imagenet"):
-        img = _try_load(f, image_size, True, skipped)
+    for f, label in _bar(items, progress, desc):
+        img = _try_load(f, size, True, skipped)
         if img is not None:
             images.append(img)
             labels.append(label)
-    _nonempty(len(images), "images", root)
-    templates = [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
-    meta = {"classnames": list(IMAGENET_CLASSNAMES), "class_ids": wnids, "templates": templates}
-    return {"images": np.stack(images), "labels": np.asarray(labels, np.int64)}, meta
+    _nonempty(len(images), "images", where)
+    return {"images": np.stack(images), "labels": np.asarray(labels, np.int64)}
 
 
 def _retrieval(items: list[tuple[Path, list[str]]], size: int, where, skipped: Counter | None = None,
@@ -221,8 +229,16 @@ def read_hierarcaps(csv_path, image_dir, *, image_size: int = 224, limit=None,
     return {"images": np.stack(images)}, {"captions": caps}
 
 
+def read_classes(root, taxonomy=None, templates=None, **kwargs):
+    """Class folders with any names -> zeroshot (:func:`hyplib.data.classes.read_classes`)."""
+    from .classes import read_classes as _read
+
+    return _read(root, taxonomy, templates, **kwargs)
+
+
 REGISTRY: dict[str, Callable] = {
     "cc3m": read_shards, "redcaps": read_shards, "grit": read_shards, "imagenet": read_imagenet,
+    "classes": read_classes,
     "coco": read_coco, "flickr30k": read_flickr30k, "sugarcrepe": read_sugarcrepe, "hierarcaps": read_hierarcaps,
 }
 

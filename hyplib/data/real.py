@@ -6,14 +6,20 @@ Layout written under ``out_dir``::
     train/train-000000.tar ...   symlinks to the shards of ``data.paths.train_shards`` (sorted)
     grit/grit-000000.tar ...     symlinks to the shards of ``data.paths.grit_shards`` (box methods)
     bench/<name>.npz|json        benchmarks read by :mod:`hyplib.data.readers`
-    manifest.json                sources, counts, skipped records by reason, unavailable benchmarks
+    manifest.json                sources, counts, skipped records by reason, unavailable benchmarks,
+                                 repeated caption texts per retrieval set (``duplicate_captions``)
 
 Configured paths (:data:`PATHS`, config keys ``data.paths.<key>``; relative ones are taken under
 ``data.root``) are resolved by :func:`resolve_data_paths`, which ``hyplib.workflow.check_config``
-also calls before any job starts; every error names the config key and the resolved path.
+also calls before any job starts; every error names the config key and the resolved path. It also
+checks what each file must hold without reading an image (folder names, taxonomy and templates,
+JSON top-level keys, csv header), so a bad benchmark file fails in seconds, before the training
+shards are verified.
 
-Benchmarks (names the evaluation driver reads): ``zeroshot`` (ImageNet val; the hierarchy
-metrics then use the built-in WordNet tree), ``retrieval`` (COCO val2017), ``retrieval_flickr30k``
+Benchmarks (names the evaluation driver reads): ``zeroshot`` (ImageNet val, whose hierarchy
+metrics use the built-in WordNet tree; or your own ``class_folders`` with an optional
+``taxonomy`` file, written as the ``taxonomy`` benchmark, and ``templates``; see
+:mod:`hyplib.data.classes`), ``retrieval`` (COCO val2017), ``retrieval_flickr30k``
 (Flickr30k Karpathy test), ``composition`` (SugarCrepe), ``hierarcaps``, and ``pep`` built from
 the HierarCaps chains (:mod:`hyplib.data.pep_pairs`). ``chains`` needs whole/part/sub-part crops
 that no configured dataset provides. A benchmark that cannot be built is listed under
@@ -26,6 +32,7 @@ images and malformed items are counted by reason in ``manifest["skipped"]``.
 """
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import logging
@@ -38,7 +45,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .benchmarks import save_benchmark
+from .benchmarks import duplicate_caption_counts, save_benchmark
 from .captions import SUBSETS
 from .loader import HYCOCLIP_MIN_BOX
 from .pep_pairs import pep_from_chains
@@ -67,6 +74,12 @@ PATHS: dict[str, PathSpec] = {
                                       "the methods that use boxes train on them"),
     "imagenet_val": PathSpec("dir", "ImageNet-1k validation images, one folder per WordNet id "
                                     "(n01440764/...)"),
+    "class_folders": PathSpec("dir", "your zero-shot classes: one folder of images per class, any folder names "
+                                     "(the class ids; set this instead of imagenet_val)"),
+    "taxonomy": PathSpec("file", "csv/tsv 'child,parent[,name]', one row per node; its leaves are the class "
+                                 "folders (hierarchy metrics)", needs=("class_folders",)),
+    "templates": PathSpec("file", "prompt templates for the class folders, one per line, each with '{}'",
+                          needs=("class_folders",)),
     "coco_captions": PathSpec("file", "COCO captions_val2017.json", needs=("coco_images",)),
     "coco_images": PathSpec("dir", "COCO val2017 images (file names as in the captions json and SugarCrepe)"),
     "flickr_karpathy": PathSpec("file", "Karpathy split dataset_flickr30k.json (test split)",
@@ -80,14 +93,18 @@ PATHS: dict[str, PathSpec] = {
 }
 REQUIRED = ("train_shards",)
 
-#: benchmark name -> (reader, the keys whose paths it reads, in the reader's argument order).
-BENCHMARKS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "zeroshot": ("imagenet", ("imagenet_val",)),
-    "retrieval": ("coco", ("coco_captions", "coco_images")),
-    "retrieval_flickr30k": ("flickr30k", ("flickr_karpathy", "flickr_images")),
-    "composition": ("sugarcrepe", ("sugarcrepe", "coco_images")),
-    "hierarcaps": ("hierarcaps", ("hierarcaps", "hierarcaps_images")),
+#: benchmark name -> its sources, each (reader, the keys whose paths it reads in the reader's
+#: argument order, optional keys passed when set); the first source whose first key is set is read.
+BENCHMARKS: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]] = {
+    "zeroshot": (("imagenet", ("imagenet_val",), ()),
+                 ("classes", ("class_folders",), ("taxonomy", "templates"))),
+    "retrieval": (("coco", ("coco_captions", "coco_images"), ()),),
+    "retrieval_flickr30k": (("flickr30k", ("flickr_karpathy", "flickr_images"), ()),),
+    "composition": (("sugarcrepe", ("sugarcrepe", "coco_images"), ()),),
+    "hierarcaps": (("hierarcaps", ("hierarcaps", "hierarcaps_images"), ()),),
 }
+#: Keys that give the same benchmark: at most one of each group may be set.
+EXCLUSIVE = (("imagenet_val", "class_folders"),)
 CHAINS_UNAVAILABLE = ("needs whole -> part -> sub-part image crops and adjective -> noun phrase -> caption "
                       "chains; none of the configured real datasets provides them")
 SHARD_FOLDERS = {"train_shards": "train", "grit_shards": "grit"}
@@ -117,7 +134,60 @@ def resolve_data_paths(root, paths: dict) -> dict[str, list[Path]]:
             if need not in out:
                 raise ValueError(f"config key data.paths.{need}: not set, but data.paths.{key} needs it "
                                  f"({PATHS[need].help})")
+    for group in EXCLUSIVE:
+        both = [k for k in group if k in out]
+        if len(both) > 1:
+            raise ValueError(f"config key data.paths.{both[1]}: set together with data.paths.{both[0]}; both give "
+                             "the zero-shot benchmark, keep one")
+    _check_contents(out)
     return out
+
+
+def _check_contents(resolved: dict[str, list[Path]]) -> None:
+    """What each benchmark's files must hold, checked without reading an image (seconds), so a
+    bad file fails here rather than after the training shards are verified."""
+    from .classes import check_classes, read_taxonomy, read_templates
+
+    def fail(key: str, err: Exception):
+        raise ValueError(f"config key data.paths.{key} ({resolved[key][0]}): {err}") from None
+
+    if "imagenet_val" in resolved:
+        from .wordnet import imagenet_wnids
+
+        root, wnids = resolved["imagenet_val"][0], set(imagenet_wnids())
+        odd = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in wnids)
+        if odd:
+            fail("imagenet_val", ValueError(
+                f"{len(odd)} folder(s) are not ImageNet-1k WordNet ids, e.g. {odd[:5]}; for classes of your "
+                "own set data.paths.class_folders instead (optionally with data.paths.taxonomy)"))
+    if "class_folders" in resolved:
+        args = {k: resolved[k][0] for k in ("taxonomy", "templates") if k in resolved}
+        for key, parse in (("taxonomy", read_taxonomy), ("templates", read_templates)):
+            if key in args:
+                try:
+                    parse(args[key])
+                except ValueError as err:
+                    fail(key, err)
+        try:  # the folders, and the taxonomy's leaves against them
+            check_classes(resolved["class_folders"][0], **args)
+        except ValueError as err:
+            fail("class_folders", err)
+    for key, top in (("coco_captions", ("images", "annotations")), ("flickr_karpathy", ("images",))):
+        if key in resolved:
+            try:
+                data = json.loads(resolved[key][0].read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                fail(key, ValueError(f"not valid JSON ({err})"))
+            missing = [k for k in top if not isinstance(data, dict) or k not in data]
+            if missing:
+                fail(key, ValueError(f"JSON lacks the top-level key(s) {missing}"))
+    if "sugarcrepe" in resolved and not any((resolved["sugarcrepe"][0] / f"{s}.json").is_file() for s in SUBSETS):
+        fail("sugarcrepe", FileNotFoundError(f"no <subset>.json of {list(SUBSETS)}"))
+    if "hierarcaps" in resolved:
+        with open(resolved["hierarcaps"][0], newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), [])
+        if not {"captions", "image_url"} <= {h.strip() for h in header}:
+            fail("hierarcaps", ValueError(f"csv header {header} lacks 'captions' and 'image_url'"))
 
 
 def _resolve_one(key: str, path: Path) -> list[Path]:
@@ -220,12 +290,18 @@ def _link_shards(key: str, sources: list[Path], out: Path, *, decode: bool, work
     return {**entry, "skipped": dict(skipped)}
 
 
+def _source(name: str, resolved: dict):
+    """The first source of benchmark ``name`` whose first key is set, or None."""
+    return next((src for src in BENCHMARKS[name] if src[1][0] in resolved), None)
+
+
 def _read_benchmark(name: str, resolved: dict, image_size: int, progress: bool) -> tuple[dict, dict]:
     """One benchmark through its reader; returns (benchmark dict, manifest record)."""
-    dataset, keys = BENCHMARKS[name]
+    dataset, keys, optional = _source(name, resolved)
     args = [resolved[k][0] for k in keys]
     kwargs: dict = {"image_size": image_size, "skipped": Counter(), "progress": progress}
-    record = {"dataset": dataset, "paths": {k: str(a) for k, a in zip(keys, args)}}
+    kwargs.update({k: resolved[k][0] for k in optional if k in resolved})
+    record = {"dataset": dataset, "paths": {k: str(resolved[k][0]) for k in keys + optional if k in resolved}}
     if dataset == "sugarcrepe":
         present = [s for s in SUBSETS if (args[0] / f"{s}.json").is_file()]
         if not present:
@@ -276,14 +352,17 @@ def prepare_real(out_dir, *, root=".", paths: dict, image_size: int = 224, seed:
                                  progress=progress)
             manifest[folder] = entry
             manifest["skipped"][folder] = entry["skipped"]
-    for name, (_, keys) in BENCHMARKS.items():
-        if keys[0] not in resolved:
-            manifest["unavailable"][name] = f"data.paths.{keys[0]} not set"
+    for name, sources in BENCHMARKS.items():
+        if _source(name, resolved) is None:
+            manifest["unavailable"][name] = " / ".join(f"data.paths.{src[1][0]}" for src in sources) + " not set"
             continue
         bench, record = _read_benchmark(name, resolved, image_size, progress)
         manifest["benchmark_sources"][name] = record
         manifest["skipped"][name] = record["skipped"]
+        taxonomy = bench.pop("taxonomy", None)
         _save(out, name, bench, manifest)  # one benchmark in memory at a time (ImageNet val is large)
+        if taxonomy is not None:
+            save_benchmark(out / "bench", "taxonomy", taxonomy)
         if name == "hierarcaps":
             pep, pep_meta = pep_from_chains(bench["images"], bench["captions"], seed=seed)
             manifest["benchmark_sources"]["pep"] = {"dataset": "hierarcaps", **pep_meta}
@@ -291,7 +370,13 @@ def prepare_real(out_dir, *, root=".", paths: dict, image_size: int = 224, seed:
         del bench
     if "hierarcaps" not in resolved:
         manifest["unavailable"]["pep"] = "built from the HierarCaps chains; data.paths.hierarcaps not set"
+    if "class_folders" in resolved and "taxonomy" not in resolved:
+        manifest["unavailable"]["taxonomy"] = ("data.paths.taxonomy not set: zero-shot runs on the class folders, "
+                                               "the hierarchy metrics need a taxonomy")
+    elif "zeroshot" in manifest["unavailable"]:
+        manifest["unavailable"]["taxonomy"] = "no zero-shot classes to place in a taxonomy"
     manifest["unavailable"]["chains"] = CHAINS_UNAVAILABLE
+    manifest["duplicate_captions"] = duplicate_caption_counts(out / "bench")
     _finish(manifest, out, t0)
     return manifest
 

@@ -225,6 +225,56 @@ def tangent(method, x: Tensor, curv) -> Tensor:
     return x
 
 
+# --------------------------------------------------------------------------- ranking under ties
+#: The tie rule of every ranking protocol (retrieval, zero-shot, hierarchy predictions,
+#: HierarCaps threshold retrieval): ties are broken **pessimistically**. A right item counts as
+#: ranked above a wrong one only when it scores strictly higher; a tie with a wrong item is a
+#: miss. A NaN score counts as +inf for a wrong item and -inf for a right one, so a model whose
+#: scores are all equal (collapsed embeddings) or undefined scores zero, never a hit.
+TIE_RULE = "pessimistic"
+
+
+def split_right_wrong(scores: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
+    """(B, M) scores and (B, M) bool ``right`` -> (right scores, wrong scores), each with the
+    other class's entries at -inf and NaN resolved against the model (see :data:`TIE_RULE`)."""
+    if scores.shape != right.shape:
+        raise ValueError(f"scores {tuple(scores.shape)} and right-item mask {tuple(right.shape)} differ")
+    ninf = torch.tensor(-torch.inf, dtype=scores.dtype)
+    r = torch.where(right, scores.nan_to_num(nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf), ninf)
+    w = torch.where(right, ninf, scores.nan_to_num(nan=torch.inf, posinf=torch.inf, neginf=-torch.inf))
+    return r, w
+
+
+def rank_among_wrong(scores: Tensor, right: Tensor) -> Tensor:
+    """Pessimistic rank of each row's best right item: how many wrong items score at least as
+    high (ties count against the model).
+
+    Args:
+        scores: (B, M) higher = better.
+        right: (B, M) bool, the right items of each row (several allowed: a hit is any of them).
+
+    Returns:
+        (B,) long in [0, #wrong]; a query hits at K iff its rank < K. A row without a right
+        item, or whose right items all score -inf/NaN, gets the count of its wrong items
+        (every one of them ties or beats -inf).
+    """
+    r, w = split_right_wrong(scores, right)
+    return ((w >= r.amax(1, keepdim=True)) & ~right).sum(1)
+
+
+def pessimistic_argmax(scores: Tensor, right: Tensor) -> Tensor:
+    """(B, M) scores, (B, M) bool right -> (B,) index of a top-scoring item, a wrong one
+    whenever a wrong item ties (or beats) the best right one; among tied wrong items the lowest
+    index. Used as the prediction of zero-shot and the hierarchy metrics."""
+    r, w = split_right_wrong(scores, right)
+    best_r, idx_r = r.max(1)
+    best_w, idx_w = w.max(1)
+    # All wrong scores -inf: max may point at a (masked) right item; take the first wrong one.
+    idx_w = torch.where(best_w == -torch.inf, (~right).float().argmax(1), idx_w)
+    has_wrong = (~right).any(1)
+    return torch.where(has_wrong & (best_w >= best_r), idx_w, idx_r)
+
+
 # --------------------------------------------------------------------------- encoding
 @contextlib.contextmanager
 def eval_mode(model):

@@ -133,13 +133,16 @@ def cone_mask(texts: Tensor, images: Tensor, method, curv, min_radius: float = 0
 
 
 def traverse_to_root(images: Tensor, texts: Tensor, method, curv, *, steps: int = 10,
-                     cone_filter: bool = False, min_radius: float = 0.1) -> np.ndarray:
+                     cone_filter: bool = False, min_radius: float = 0.1, text_owner=None) -> np.ndarray:
     """Nearest text at each of ``steps`` points on the geodesic image -> root.
 
     Args:
         images: (N, D) image embeddings; texts: (M, D) candidate text embeddings.
         steps: points per path, step 0 = the image, step ``steps-1`` = the root.
         cone_filter: only texts whose cone contains the image are candidates (MERU).
+        text_owner: (M,) image index of each text, or None. Given, a text of another image at
+            the same distance as the nearest own text is retrieved instead
+            (:data:`hyplib.evaluation._common.TIE_RULE`); without it, ties go to the lowest index.
 
     Returns:
         (N, steps) int text indices; -1 where no text passes the filter.
@@ -161,7 +164,12 @@ def traverse_to_root(images: Tensor, texts: Tensor, method, curv, *, steps: int 
     if cone_filter:
         allowed = cone_mask(texts, images, method, curv, min_radius)  # (N, M)
         d = torch.where(allowed.unsqueeze(1), d, torch.full_like(d, torch.inf))
-    idx = d.argmin(-1)
+    if text_owner is None:
+        idx = d.argmin(-1)
+    else:
+        own = torch.as_tensor(np.asarray(text_owner), dtype=torch.long).unsqueeze(0) == torch.arange(n).unsqueeze(1)
+        right = own.unsqueeze(1).expand(n, steps, own.shape[1]).reshape(n * steps, -1)
+        idx = C.pessimistic_argmax(-d.reshape(n * steps, -1), right).reshape(n, steps)
     if cone_filter:
         idx = torch.where(torch.isfinite(d.amin(-1)), idx, torch.full_like(idx, -1))
     return idx.numpy()

@@ -49,6 +49,8 @@ from hyplib.evaluation import retrieval as _retrieval
 from hyplib.evaluation import zeroshot as _zeroshot
 from hyplib.tree import Tree
 
+#: How a skipped protocol's reason starts when the data lacks its benchmark (the tables read it).
+NOT_AVAILABLE = "not available for this data"
 #: Rows of raw embeddings per kind kept in ``arrays`` (``emb_<kind>``) for figures.
 EMB_SAMPLE = 512
 
@@ -222,7 +224,7 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
         if missing:
             gone = {b: unavailable[b] for b in missing if b in unavailable}
             if gone:
-                msg = "not available for this data: " + "; ".join(f"{b} ({why})" for b, why in gone.items())
+                msg = f"{NOT_AVAILABLE}: " + "; ".join(f"{b} ({why})" for b, why in gone.items())
             else:
                 msg = f"benchmark(s) {missing} not in {bench_dir}"
             if explicit:
@@ -244,18 +246,19 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
             scores, labels = cache["_zs"]
             if proto == "zeroshot":
                 metrics.update(_prefixed("zeroshot", _zeroshot.accuracy_metrics(scores, labels)))
-                arrays["zeroshot_pred"] = scores.argmax(1).numpy()
+                arrays["zeroshot_pred"] = _zeroshot.predictions(scores, labels).numpy()
                 arrays["zeroshot_labels"] = np.asarray(labels)
             else:
                 t = tree if tree is not None else _default_tree(bench)
                 if t is None:
-                    msg = f"no taxonomy in {bench_dir} and no tree given"
+                    msg = (f"{NOT_AVAILABLE}: taxonomy ({unavailable['taxonomy']})"
+                           if "taxonomy" in unavailable else f"no taxonomy in {bench_dir} and no tree given")
                     if explicit:
                         raise FileNotFoundError(f"protocol 'hierarchy': {msg}")
                     report["skipped"][proto] = msg
                     continue
-                metrics.update(_prefixed("hierarchy", _hierarchy.hierarchy_from_predictions(
-                    scores.argmax(1).numpy(), labels, b["class_ids"], t)))
+                metrics.update(_prefixed("hierarchy", _hierarchy.hierarchy_from_scores(
+                    scores, labels, b["class_ids"], t)))
         elif proto == "retrieval":
             for name in retrieval_sets:
                 b = bench(name)
@@ -369,7 +372,8 @@ def _diagnostics(model, method, curv, bench, images, texts, arrays, report, *, t
         flat = caps.reshape(n * L, -1)
         owner, level = np.repeat(np.arange(n), L), np.tile(np.arange(L), n)
         for filt in sorted({False, bool(cone_filter)}):
-            idx = _diag.traverse_to_root(img, flat, method, curv, steps=traversal_steps, cone_filter=filt)
+            idx = _diag.traverse_to_root(img, flat, method, curv, steps=traversal_steps, cone_filter=filt,
+                                         text_owner=owner)
             tag = "traversal_cone" if filt else "traversal"
             arrays[f"{tag}_idx"] = idx
             out.update({f"{tag}/{k}": v for k, v in _diag.traversal_metrics(idx, owner, level).items()})

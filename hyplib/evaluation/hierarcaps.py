@@ -1,9 +1,9 @@
 """HierarCaps-style evaluation: 4-level caption chains per image (level 0 generic .. 3 specific).
 
 1. **Radius order.** Per image, Kendall's tau-b between the captions' distance to the root and
-   their level, averaged over images (``tau``; +1 = radius grows with specificity). Also the
-   fraction of images whose radii strictly increase with level (``order_acc``) and the mean
-   radius per level.
+   their level, averaged over images (``tau``; +1 = radius grows with specificity; an image
+   whose four radii are equal counts 0). Also the fraction of images whose radii strictly
+   increase with level (``order_acc``; a tie is a failure) and the mean radius per level.
 
 2. **Hierarchical retrieval over radius thresholds** (protocol chosen here, documented since
    the HierarCaps paper's exact one is not reproduced): the candidates are all captions of
@@ -14,8 +14,10 @@
    level of the retrieved caption); summaries: ``own_mean`` (mean of ``own@q``),
    ``level_recall`` (distinct own levels retrieved over all thresholds / number of levels,
    averaged over images) and ``level_tau`` (Kendall tau-b between threshold rank and the
-   retrieved caption's level, averaged over images where defined: a good hierarchy retrieves
-   more specific captions as the radius bound loosens).
+   retrieved caption's level, averaged over images, 0 where the level never changes: a good
+   hierarchy retrieves more specific captions as the radius bound loosens). Ties between an
+   image's own caption and another image's are broken against the own one
+   (:data:`hyplib.evaluation._common.TIE_RULE`).
 """
 from __future__ import annotations
 
@@ -49,21 +51,26 @@ def radius_order_metrics(radii) -> dict:
     r = np.asarray(radii, dtype=np.float64)
     if r.ndim != 2 or r.shape[1] < 2:
         raise ValueError(f"radii must be (N, L>=2), got shape {r.shape}")
-    tau = kendall_tau_b(r, np.arange(r.shape[1]))
-    out = {"tau": float(np.nanmean(tau)) if np.isfinite(tau).any() else float("nan"),
+    # An image whose captions all sit at one radius orders nothing: tau 0 (chance), not NaN.
+    tau = np.nan_to_num(kendall_tau_b(r, np.arange(r.shape[1])), nan=0.0)
+    out = {"tau": float(tau.mean()),
            "order_acc": float(np.all(np.diff(r, axis=1) > 0, axis=1).mean())}
     for lvl in range(r.shape[1]):
         out[f"radius_L{lvl}"] = float(r[:, lvl].mean())
     return out
 
 
-def threshold_retrieval(image: Tensor, captions: Tensor, sim, curv, cap_radius, *,
+def threshold_retrieval(image: Tensor, captions: Tensor, sim, curv, cap_radius, *, owner=None,
                         quantiles: Sequence[float] = QUANTILES, block_elems: int = 1 << 22) -> np.ndarray:
     """Index of the best caption within each radius threshold.
 
     Args:
         image: (N, D); captions: (M, D) candidates; cap_radius: (M,) their distance to root.
         sim: ``(b, D) x (M, D) -> (b, M)`` scores.
+        owner: (M,) image index of each caption, or None. Given, ties are broken
+            pessimistically (:data:`hyplib.evaluation._common.TIE_RULE`): when another image's
+            caption scores as high as the image's best own one, the other's is retrieved.
+            Without it, ties go to the caption retrieved by ``torch.cummax``.
 
     Returns:
         (N, Q) int caption indices (-1 where no caption lies under the threshold).
@@ -74,9 +81,17 @@ def threshold_retrieval(image: Tensor, captions: Tensor, sim, curv, cap_radius, 
     counts = torch.searchsorted(r[order], thresholds, right=True)  # captions with radius <= tau
     out = np.full((image.shape[0], len(quantiles)), -1, dtype=np.int64)
     rows = max(1, block_elems // (max(1, captions.shape[0]) * getattr(sim, "width", 1)))
+    own_sorted = None if owner is None else torch.as_tensor(np.asarray(owner), dtype=torch.long)[order]
     for s in range(0, image.shape[0], rows):
         S = sim(image[s:s + rows], captions, curv).float()[:, order]
-        _, arg = torch.cummax(S, dim=1)  # best among the first n sorted-by-radius captions
+        if own_sorted is None:
+            _, arg = torch.cummax(S, dim=1)  # best among the first n sorted-by-radius captions
+        else:
+            right = own_sorted.unsqueeze(0) == torch.arange(s, s + S.shape[0]).unsqueeze(1)
+            S_right, S_wrong = C.split_right_wrong(S, right)
+            best_r, arg_r = torch.cummax(S_right, dim=1)
+            best_w, arg_w = torch.cummax(S_wrong, dim=1)
+            arg = torch.where(best_r > best_w, arg_r, arg_w)  # own caption only when strictly better
         for qi, n in enumerate(counts.tolist()):
             if n > 0:
                 out[s:s + rows, qi] = order[arg[:, n - 1]].numpy()
@@ -99,8 +114,9 @@ def threshold_metrics(retrieved: np.ndarray, owner: np.ndarray, level: np.ndarra
     out["own_mean"] = float(own.mean())
     recalled = [len(set(lvl[i, own[i]].astype(int).tolist())) / n_levels for i in range(n)]
     out["level_recall"] = float(np.mean(recalled))
-    tau = kendall_tau_b(np.arange(len(quantiles)), np.where(valid, lvl, -1.0))
-    out["level_tau"] = float(np.nanmean(tau)) if np.isfinite(tau).any() else float("nan")
+    # Retrieving one level at every threshold shows no trend: tau 0 (chance), not left out.
+    tau = np.nan_to_num(kendall_tau_b(np.arange(len(quantiles)), np.where(valid, lvl, -1.0)), nan=0.0)
+    out["level_tau"] = float(tau.mean())
     return out
 
 
@@ -131,9 +147,9 @@ def evaluate_hierarcaps(source, benchmark: Mapping, *, method=None, curv=None, s
     C.check_pair(image, flat, method, curv)
     radius = C.distance_to_root(method, flat, curv)
     out = radius_order_metrics(radius.reshape(n, L).numpy())
-    retrieved = threshold_retrieval(image, flat, C.similarity_fn(method, score), curv, radius.numpy(),
-                                    quantiles=quantiles)
     owner, level = np.repeat(np.arange(n), L), np.tile(np.arange(L), n)
+    retrieved = threshold_retrieval(image, flat, C.similarity_fn(method, score), curv, radius.numpy(),
+                                    owner=owner, quantiles=quantiles)
     for k, v in threshold_metrics(retrieved, owner, level, quantiles, L).items():
         out[f"hret/{k}"] = v
     return out

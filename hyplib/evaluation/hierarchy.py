@@ -15,6 +15,11 @@ Per image (``p`` predicted leaf, ``t`` true leaf), then averaged over images:
 * ``J`` = ``|A_p & A_t| / |A_p | A_t|``, ``P_H`` = ``|A_p & A_t| / |A_p|``,
   ``R_H`` = ``|A_p & A_t| / |A_t|``.
 
+Ties (:func:`hierarchy_from_scores`): the true class counts as predicted only when it scores
+strictly above every wrong class; otherwise the metrics are the mean over the wrong classes
+sharing the top score (the expectation under a random draw among them), so a tie is never an
+exact hit and a constant model scores at or below :func:`expected_random_metrics`.
+
 Quirk of the reference mode: a sibling confusion scores ``J = P_H = R_H = LCA = 1``, the
 same as a correct prediction; the corrected mode scores it below 1 (``LCA = 1`` edges).
 
@@ -198,9 +203,82 @@ def hierarchy_from_predictions(pred_class, labels, class_ids: Sequence[str], tre
     return out
 
 
+def _tied_blocks(scores, labels, block_elems: int = 1 << 22):
+    """Blocks of :func:`tied_predictions`' triples, a few million pairs at most each."""
+    import torch
+
+    from hyplib.evaluation import _common as C
+
+    s = torch.as_tensor(np.asarray(scores) if not isinstance(scores, torch.Tensor) else scores)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    n, c = s.shape
+    rows = max(1, block_elems // max(1, c))
+    for b in range(0, n, rows):
+        right = torch.nn.functional.one_hot(y[b:b + rows], c).bool()
+        r, w = C.split_right_wrong(s[b:b + rows], right)
+        best_w = w.amax(1, keepdim=True)
+        hit = (r.amax(1, keepdim=True) > best_w) | ~(~right).any(1, keepdim=True)
+        chosen = torch.where(hit, right, (w == best_w) & ~right)
+        i, k = chosen.nonzero(as_tuple=True)
+        yield i.numpy() + b, k.numpy(), 1.0 / chosen.sum(1)[i].double().numpy()
+
+
+def tied_predictions(scores, labels, block_elems: int = 1 << 22):
+    """Where ties leave the prediction open: ``(image, class, weight)`` triples.
+
+    An image whose true class scores strictly above every wrong class is predicted right
+    (weight 1). Otherwise its prediction is one of the wrong classes sharing the top wrong
+    score, each with weight ``1/#tied``: the expectation under a random draw among them.
+    The true class never wins a tie (:data:`hyplib.evaluation._common.TIE_RULE`).
+
+    Returns:
+        three (P,) arrays: image index, class index (int64), weight (float64); the weights of
+        each image sum to 1.
+    """
+    blocks = list(_tied_blocks(scores, labels, block_elems))
+    return tuple(np.concatenate([b[j] for b in blocks]) for j in range(3))
+
+
+def hierarchy_from_scores(scores, labels, class_ids: Sequence[str], tree: Tree, modes: Sequence[str] = MODES,
+                          block_elems: int = 1 << 22) -> dict:
+    """Hierarchical metrics of zero-shot scores (N, C), ties resolved as in
+    :func:`tied_predictions`: a tie with the true class is never an exact hit, and a tie among
+    wrong classes scores the mean over them. A constant score matrix therefore gets the mean
+    over all *wrong* leaves, which is at or below the uniform-random baseline
+    (:func:`expected_random_metrics`) on every metric. Memory stays bounded: the (image,
+    class) pairs are scored in blocks of about ``block_elems``.
+
+    Returns:
+        flat dict ``"<mode>/<metric>"``, as :func:`hierarchy_from_predictions`.
+    """
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r} unknown; choose one of {MODES}")
+    mapping = leaf_index_map(class_ids, tree)
+    n_cls = len(mapping)
+    lab = _indices(labels, n_cls, "labels")
+    shape = tuple(np.shape(scores))
+    if shape != (len(lab), n_cls):
+        raise ValueError(f"scores must be (N={len(lab)}, C={n_cls}), got shape {shape}")
+    if lab.size == 0:
+        raise ValueError("no predictions to score")
+    tab = _tables(tree)
+    sums = {mode: dict.fromkeys(KEYS, 0.0) for mode in modes}
+    for img, cls, wt in _tied_blocks(scores, lab, block_elems):
+        p, t = mapping[cls], mapping[lab[img]]
+        shared = _shared(tab, p, t)
+        for mode in modes:
+            arrays = _pair_metrics(tab["depth"], p, t, shared, mode)
+            for k in KEYS:
+                sums[mode][k] += float(arrays[k] @ wt)
+    return {f"{mode}/{k}": v / len(lab) for mode in modes for k, v in sums[mode].items()}
+
+
 def evaluate_hierarchy(source, benchmark: Mapping, *, tree: Tree | None = None, modes: Sequence[str] = MODES,
                        **zeroshot_kw) -> dict:
     """Zero-shot benchmark -> hierarchical metrics of the top-1 predictions.
+
+    Ties are resolved by :func:`hierarchy_from_scores`: never in favour of the true class.
 
     Args:
         source: a model or precomputed embeddings, as for
@@ -219,4 +297,4 @@ def evaluate_hierarchy(source, benchmark: Mapping, *, tree: Tree | None = None, 
         raise ValueError("the zeroshot benchmark lacks 'class_ids' (tree leaf id of each class)")
     leaf_index_map(benchmark["class_ids"], tree)  # fail on a class/tree mismatch before encoding
     scores, labels = zeroshot_scores(source, benchmark, **zeroshot_kw)
-    return hierarchy_from_predictions(scores.argmax(1).numpy(), labels, benchmark["class_ids"], tree, modes)
+    return hierarchy_from_scores(scores, labels, benchmark["class_ids"], tree, modes)

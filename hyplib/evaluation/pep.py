@@ -9,7 +9,9 @@ Score of a pair = ``-phi(parent, child)``, the exterior angle at the parent towa
 
 For product embeddings both are averaged over factors (``phi_i`` and ``phi_i / omega_i``).
 AUC-ROC and average precision come from scikit-learn; they depend only on the ranking, so
-what matters is the pair set and the choice of variant. Euclidean (CLIP) embeddings have no
+what matters is the pair set and the choice of variant. Ties need no rule of ours: AUC gives a
+tied (positive, negative) pair half credit by definition and AP scores a tied block at its
+precision, so a constant score gets AUC 0.5 and AP = the share of positives (chance). Euclidean (CLIP) embeddings have no
 entailment cones: ValueError.
 
 Per pair type (``meta["pair_types"]``): a type holding both labels is scored on its own; a

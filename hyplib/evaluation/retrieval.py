@@ -6,13 +6,23 @@ an image's ground truth is every caption of it; text->image: the caption's one i
 The score matrix (N images x M captions) is never held whole: blocks of image rows are
 scored against all captions, and per block we keep
 
-* image->text: the rank of each image's best-scoring caption (number of captions scoring
-  strictly higher), computed within the row itself;
-* text->image: each caption's running top-``max(ks)`` image scores, and its ground-truth
+* image->text: the rank of each image's best-scoring caption, computed within the row itself;
+* text->image: each caption's running top-``max(ks) + 1`` image scores, and its ground-truth
   image's score (taken from the same block matrix, so it is bit-identical to the entry it is
-  compared with). Rank < K iff fewer than K of the kept scores exceed it.
+  compared with). Rank (wrong images reaching it) < K iff fewer than K + 1 kept scores reach it.
 
-Ties are resolved in favour of the ground truth in both directions (strictly-higher counts).
+**Ties are broken pessimistically** (:data:`hyplib.evaluation._common.TIE_RULE`): the rank of a
+ground-truth item is the number of *wrong* items scoring at least as high, so a tie with a
+wrong item is a miss and a collapsed model (all embeddings equal) scores R@K = 0 unless K
+exceeds the number of wrong items. NaN scores count against the model.
+
+**Duplicate captions.** The ground truth is defined by index, never by text: an image's hits are
+its own captions, including one whose text another image's caption repeats; a caption of another
+image is never a hit, even when its text is identical to one of the image's own (identical text
+gives identical embeddings, so such a caption ties and, by the rule above, counts as a miss).
+:func:`hyplib.data.benchmarks.caption_duplicates` counts them; :func:`evaluate_retrieval`
+reports the counts beside the recalls (``captions_distinct``, ``captions_shared``), and the
+real-data preparation writes them in ``manifest.json``.
 """
 from __future__ import annotations
 
@@ -44,7 +54,7 @@ def recall_at_k(image: Tensor, text: Tensor, caption_image, sim, curv=None, *,
 
     Returns:
         ``{"i2t_R@K": float, "t2i_R@K": float, ...}`` in [0, 1]; images without captions are
-        left out of the image->text average.
+        left out of the image->text average. Ties are misses (module docstring).
     """
     N, M = image.shape[0], text.shape[0]
     cap = torch.as_tensor(np.asarray(caption_image), dtype=torch.long)
@@ -55,7 +65,9 @@ def recall_at_k(image: Tensor, text: Tensor, caption_image, sim, curv=None, *,
     if cap.min() < 0 or cap.max() >= N:
         raise ValueError(f"caption_image indices must lie in [0, {N}), got [{int(cap.min())}, {int(cap.max())}]")
     ks = sorted({int(k) for k in ks})
-    kmax = min(ks[-1], N)
+    # One more than the largest K: the ground truth's own score is among the kept ones when it
+    # matters, and is subtracted (see below).
+    kmax = min(ks[-1] + 1, N)
     rows = max(1, block_elems // M)
 
     i2t_rank = torch.full((N,), M, dtype=torch.long)  # M = "no caption": never a hit
@@ -69,21 +81,29 @@ def recall_at_k(image: Tensor, text: Tensor, caption_image, sim, curv=None, *,
         lo, hi = torch.searchsorted(sorted_cap, torch.tensor([s, e]))
         js = order[lo:hi]
         r = cap[js] - s
+        if bool(torch.isnan(S).any()):  # rare: NaN counts against the model (TIE_RULE)
+            right = torch.zeros(S.shape, dtype=torch.bool)
+            right[r, js] = True
+            S_right, S_wrong = C.split_right_wrong(S, right)
+            S = torch.where(right, S_right, S_wrong)
         gt = S[r, js]
         if t2i_top is None:  # allocated in the scores' dtype at the first block
             t2i_top = torch.full((kmax, M), -torch.inf, dtype=S.dtype)
-            t2i_gt = torch.full((M,), torch.nan, dtype=S.dtype)
+            t2i_gt = torch.full((M,), -torch.inf, dtype=S.dtype)
         t2i_gt[js] = gt
+        # image->text: captions reaching the best own one, less the own ones among them.
         best = torch.full((e - s,), -torch.inf, dtype=S.dtype).scatter_reduce(0, r, gt, reduce="amax")
+        own_reaching = torch.zeros(e - s, dtype=torch.long).scatter_add(0, r, (gt >= best[r]).long())
         has = torch.zeros(e - s, dtype=torch.bool)
         has[r] = True
-        rank = (S > best.unsqueeze(1)).sum(1)
+        rank = (S >= best.unsqueeze(1)).sum(1) - own_reaching
         i2t_rank[s:e] = torch.where(has, rank, torch.full_like(rank, M))
-        k_here = min(kmax, e - s)
-        merged = torch.cat([t2i_top, torch.topk(S, k_here, dim=0).values])
+        merged = torch.cat([t2i_top, torch.topk(S, min(kmax, e - s), dim=0).values])
         t2i_top = torch.topk(merged, kmax, dim=0).values
-    t2i_higher_sorted = (t2i_top > t2i_gt.unsqueeze(0))  # (kmax, M), a prefix of True per column
-    t2i_rank = t2i_higher_sorted.sum(0)
+    # text->image: with c images scoring >= the ground truth (itself included), the kept top
+    # kmax hold min(c, kmax) of them, so min(c, kmax) - 1 wrong images reach it: exact whenever
+    # it is below any K <= kmax - 1, and >= K otherwise.
+    t2i_rank = (t2i_top >= t2i_gt.unsqueeze(0)).sum(0) - 1
     has_caption = i2t_rank < M
     out = {}
     for k in ks:
@@ -106,7 +126,9 @@ def evaluate_retrieval(source, benchmark: dict, *, method=None, curv=None, score
 
     Returns:
         ``{"i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", ..., "rsum"}`` (rsum in percent
-        points summed, the usual aggregate).
+        points summed, the usual aggregate) and, when the benchmark has its caption texts,
+        ``captions_distinct`` and ``captions_shared`` (see
+        :func:`hyplib.data.benchmarks.caption_duplicates`).
     """
     C.need(benchmark, ["caption_image"], "the retrieval benchmark")
     method = C.resolve_method(source, method)
@@ -119,4 +141,10 @@ def evaluate_retrieval(source, benchmark: dict, *, method=None, curv=None, score
     out = recall_at_k(image, text, benchmark["caption_image"], sim, curv, ks=ks,
                       block_elems=max(1, block_elems // getattr(sim, "width", 1)))
     out["rsum"] = 100.0 * sum(out.values())
+    if "captions" in benchmark:
+        from hyplib.data.benchmarks import caption_duplicates
+
+        dup = caption_duplicates(benchmark["captions"], benchmark["caption_image"])
+        out["captions_distinct"] = float(dup["distinct"])
+        out["captions_shared"] = float(dup["shared_across_images"])
     return out

@@ -34,7 +34,10 @@ def accuracy_metrics(scores, labels) -> dict:
     Returns:
         ``mean_per_class_acc`` (mean over classes present in ``labels`` of their accuracy),
         ``top1`` and ``top5`` (only if C >= 5), and ``chance`` (1/C: the expected mean
-        per-class accuracy of a uniform guess). Ties in the top-1 go to the lowest index.
+        per-class accuracy of a uniform guess). Ties are broken pessimistically
+        (:data:`hyplib.evaluation._common.TIE_RULE`): an image is right at top-K only when
+        fewer than K wrong classes score at least as high as its true class, so a constant
+        score matrix gets 0 (below chance), never 1.
     """
     s = torch.as_tensor(np.asarray(scores) if not isinstance(scores, Tensor) else scores)
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
@@ -45,17 +48,26 @@ def accuracy_metrics(scores, labels) -> dict:
         raise ValueError("no images to score")
     if y.min() < 0 or y.max() >= c:
         raise ValueError(f"labels must lie in [0, {c}), got [{int(y.min())}, {int(y.max())}]")
-    pred = s.argmax(1)
-    correct = (pred == y).double()
+    right = torch.nn.functional.one_hot(y, c).bool()
+    rank = C.rank_among_wrong(s, right)
+    correct = (rank == 0).double()
     per_class_total = torch.bincount(y, minlength=c).double()
     per_class_hit = torch.bincount(y, weights=correct, minlength=c)
     present = per_class_total > 0
     out = {"mean_per_class_acc": float((per_class_hit[present] / per_class_total[present]).mean()),
            "top1": float(correct.mean()), "chance": 1.0 / c}
     if c >= 5:
-        top5 = torch.topk(s, 5, dim=1).indices
-        out["top5"] = float((top5 == y.unsqueeze(1)).any(1).double().mean())
+        out["top5"] = float((rank < 5).double().mean())
     return out
+
+
+def predictions(scores, labels) -> Tensor:
+    """(N,) predicted classes of (N, C) scores: the top class, a wrong one whenever a wrong
+    class ties the true one (:func:`hyplib.evaluation._common.pessimistic_argmax`); these are
+    what the hierarchy metrics score."""
+    s = torch.as_tensor(np.asarray(scores) if not isinstance(scores, Tensor) else scores)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    return C.pessimistic_argmax(s, torch.nn.functional.one_hot(y, s.shape[1]).bool())
 
 
 def _prompts(classnames: Sequence[str], templates: Sequence[str]) -> list[str]:

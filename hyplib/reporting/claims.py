@@ -3,7 +3,9 @@
 Each row says what was measured, its values (mean ± std over seeds, n), the direction observed
 and whether the claim holds here (rules in :mod:`hyplib.reporting.common`). A claim with several
 parts (metrics or methods) holds when every part does, fails when any part fails, and is
-inconclusive otherwise. Nothing is written in: every verdict comes from the metrics and logs.
+inconclusive otherwise. A claim whose benchmark the data lacks (:data:`CLAIM_PROTOCOLS`; e.g.
+hierarchy metrics without a taxonomy) holds ``n/a`` and its note says "not available for this
+data" with the reason. Nothing is written in: every verdict comes from the metrics and logs.
 """
 from __future__ import annotations
 
@@ -15,12 +17,18 @@ import pandas as pd
 
 from hyplib.figures.runs import Run, method_label, seed_stats, settings
 from hyplib.reporting.common import (DEFAULT_TOL, EQUAL_TOL, MAIN_METRICS, SMALL_EFFECT, about_equal, beats,
-                                     by_method, combine, fmt, inconclusive, near, runs_and_metrics, sign_of,
-                                     values)
+                                     by_method, combine, fmt, inconclusive, near, not_available, runs_and_metrics,
+                                     sign_of, values)
 
 __all__ = ["claims_table", "CLAIM_COLUMNS"]
 
 CLAIM_COLUMNS = ["id", "claim", "measured", "values", "direction", "holds", "note"]
+#: The protocol each claim reads. Where the data lacks it (every evaluated run recorded it as
+#: "not available for this data"), the row says so: values and direction ``n/a``, holds ``n/a``,
+#: the reason in the note.
+CLAIM_PROTOCOLS = {"1a": "diagnostics", "1b": "diagnostics", "2a": "hierarchy", "2b": "hierarchy",
+                   "2c": "hierarchy", "3a": "zeroshot", "4": "chains", "5a": "zeroshot", "5b": "zeroshot",
+                   "5c": "composition", "6a": "pep"}
 
 
 def _row(cid: str, claim: str, measured: str, values: str, direction: str, holds: str, note: str) -> dict:
@@ -327,4 +335,8 @@ def claims_table(runs, metrics: Mapping | None = None, logs: Mapping | None = No
             _compare_row("4", "ATMG orders whole/part chains far better than MERU", groups, "atmg", "meru",
                          ["chains/depth1_acc", "chains/depth2_acc"]),
             *_claim5(runs, groups), *_claim6(groups)]
+    for row in rows:
+        why = not_available(runs, CLAIM_PROTOCOLS[row["id"]]) if row["id"] in CLAIM_PROTOCOLS else None
+        if why is not None:
+            row.update(values="n/a", direction="n/a", holds="n/a", note=why)
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from hyplib.figures.runs import Run, as_runs, seed_stats
 
 __all__ = ["MAIN_METRICS", "EQUAL_TOL", "DEFAULT_TOL", "SMALL_EFFECT", "fmt", "runs_and_metrics", "values",
-           "by_method", "inconclusive", "beats", "about_equal", "near", "sign_of", "combine"]
+           "by_method", "not_available", "inconclusive", "beats", "about_equal", "near", "sign_of", "combine"]
 
 MAIN_METRICS: dict[str, tuple[str, bool]] = {
     "zeroshot/mean_per_class_acc": ("ZS acc", True), "zeroshot/top1": ("ZS top-1", True),
@@ -50,9 +50,22 @@ def runs_and_metrics(runs, metrics, logs):
         if metrics is not None:
             m = metrics.get(r.name, {})
             r.metrics = dict(m.get("metrics", m)) if isinstance(m, Mapping) else {}
+            r.record = dict(m) if isinstance(m, Mapping) and "metrics" in m else {}
         if logs is not None:
             r.log = logs.get(r.name)
     return runs
+
+
+def not_available(runs: Iterable[Run], protocol: str) -> str | None:
+    """Why the data lacks ``protocol``: the reason its evaluation recorded (``skipped`` in
+    metrics.json, starting "not available for this data") when every evaluated run recorded one;
+    None when any run measured it or no run was evaluated."""
+    from hyplib.evaluation.driver import NOT_AVAILABLE
+
+    reasons = [r.record.get("skipped", {}).get(protocol) for r in runs if r.record]
+    if reasons and all(isinstance(x, str) and x.startswith(NOT_AVAILABLE) for x in reasons):
+        return reasons[0]
+    return None
 
 
 def values(group: Iterable[Run], key: str) -> list[float]:

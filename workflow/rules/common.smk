@@ -7,7 +7,8 @@ from hyplib import workflow as wf
 
 wf.check_config(config)
 RUNS = {run["name"]: run for run in wf.plan_runs(config)}
-DATA = "results/data"
+RESULTS = wf.results_dir(config)  # config key results_dir, default "results"
+DATA = f"{RESULTS}/data"
 BENCH = f"{DATA}/bench"
 # papermill from the interpreter running Snakemake (the venv's), so `make reproduce` works
 # without an activated environment; its python3 kernel is that interpreter too.

@@ -5,9 +5,9 @@ rule prepare_data:
         notebook="notebooks/01_prepare_data.ipynb",
     output:
         manifest=f"{DATA}/manifest.json",
-        grid=report("results/figures/data_samples.png", caption="../report/data_samples.rst", category="Data"),
+        grid=report(f"{RESULTS}/figures/data_samples.png", caption="../report/data_samples.rst", category="Data"),
     log:
-        "results/notebooks/01_prepare_data.ipynb",
+        f"{RESULTS}/notebooks/01_prepare_data.ipynb",
     threads: workflow.cores
     resources:
         mem_mb=res("data")["mem_mb"], runtime=res("data")["runtime"], gpu=0,

@@ -1,14 +1,14 @@
 rule evaluate:
     input:
         notebook="notebooks/03_evaluate.ipynb",
-        checkpoint="results/train/{run}/final.pt",
-        log_jsonl="results/train/{run}/log.jsonl",
+        checkpoint=f"{RESULTS}/train/{{run}}/final.pt",
+        log_jsonl=f"{RESULTS}/train/{{run}}/log.jsonl",
         manifest=f"{DATA}/manifest.json",
     output:
-        metrics="results/eval/{run}/metrics.json",
-        embeddings="results/eval/{run}/embeddings.npz",
+        metrics=f"{RESULTS}/eval/{{run}}/metrics.json",
+        embeddings=f"{RESULTS}/eval/{{run}}/embeddings.npz",
     log:
-        "results/notebooks/eval/{run}.ipynb",
+        f"{RESULTS}/notebooks/eval/{{run}}.ipynb",
     threads: config["train"]["threads"]
     resources:
         mem_mb=res("eval")["mem_mb"], runtime=res("eval")["runtime"], gpu=res("eval")["gpu"],

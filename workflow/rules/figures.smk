@@ -17,10 +17,10 @@ rule figure:
     input:
         unpack(figure_inputs),
     output:
-        pdf="results/figures/{name}.pdf",
-        png=report("results/figures/{name}.png", caption="../report/figure.rst", category="Figures"),
+        pdf=f"{RESULTS}/figures/{{name}}.pdf",
+        png=report(f"{RESULTS}/figures/{{name}}.png", caption="../report/figure.rst", category="Figures"),
     log:
-        "results/notebooks/figures/{name}.ipynb",
+        f"{RESULTS}/notebooks/figures/{{name}}.ipynb",
     threads: 1
     resources:
         mem_mb=res("figure")["mem_mb"], runtime=res("figure")["runtime"], gpu=0,

@@ -2,16 +2,16 @@ rule propositions:
     input:
         notebook="notebooks/04_propositions.ipynb",
     output:
-        json="results/propositions.json",
+        json=f"{RESULTS}/propositions.json",
     log:
-        "results/notebooks/04_propositions.ipynb",
+        f"{RESULTS}/notebooks/04_propositions.ipynb",
     threads: 1
     resources:
         mem_mb=res("figure")["mem_mb"], runtime=res("figure")["runtime"], gpu=0,
     params:
         b64=lambda wildcards, output: nb_params(
             "notebooks/04_propositions.ipynb",
-            {"output_json": output.json, "figure_dir": "results/figures/propositions",
+            {"output_json": output.json, "figure_dir": f"{RESULTS}/figures/propositions",
              "quick": config["size"] == "quick", "seed": 0},),
     shell:
         PAPERMILL + " {input.notebook} {log} -b {params.b64}"

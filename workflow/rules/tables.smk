@@ -4,18 +4,18 @@ rule tables:
         metrics=[f"{r['eval_dir']}/metrics.json" for r in RUNS.values()],
         logs=[f"{r['train_dir']}/log.jsonl" for r in RUNS.values()],
     output:
-        main=report("results/tables/main_comparison.md", caption="../report/main_comparison.rst", category="Tables"),
-        main_csv="results/tables/main_comparison.csv",
-        claims=report("results/tables/claims.md", caption="../report/claims.rst", category="Tables"),
-        claims_csv="results/tables/claims.csv",
+        main=report(f"{RESULTS}/tables/main_comparison.md", caption="../report/main_comparison.rst", category="Tables"),
+        main_csv=f"{RESULTS}/tables/main_comparison.csv",
+        claims=report(f"{RESULTS}/tables/claims.md", caption="../report/claims.rst", category="Tables"),
+        claims_csv=f"{RESULTS}/tables/claims.csv",
     log:
-        "results/notebooks/06_tables.ipynb",
+        f"{RESULTS}/notebooks/06_tables.ipynb",
     threads: 1
     resources:
         mem_mb=res("figure")["mem_mb"], runtime=res("figure")["runtime"], gpu=0,
     params:
         b64=lambda wildcards: nb_params(
             "notebooks/06_tables.ipynb",
-            {"runs": list(RUNS.values()), "out_dir": "results/tables", "bench_dir": BENCH},),
+            {"runs": list(RUNS.values()), "out_dir": f"{RESULTS}/tables", "bench_dir": BENCH},),
     shell:
         PAPERMILL + " {input.notebook} {log} -b {params.b64}"

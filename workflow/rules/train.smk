@@ -4,10 +4,10 @@ rule train:
         manifest=f"{DATA}/manifest.json",
         run_config=config["train"]["run_config"],
     output:
-        checkpoint="results/train/{run}/final.pt",
-        log_jsonl="results/train/{run}/log.jsonl",
+        checkpoint=f"{RESULTS}/train/{{run}}/final.pt",
+        log_jsonl=f"{RESULTS}/train/{{run}}/log.jsonl",
     log:
-        "results/notebooks/train/{run}.ipynb",
+        f"{RESULTS}/notebooks/train/{{run}}.ipynb",
     threads: config["train"]["threads"]
     resources:
         mem_mb=res("train")["mem_mb"], runtime=res("train")["runtime"], gpu=res("train")["gpu"],
@@ -16,7 +16,7 @@ rule train:
             "notebooks/02_train.ipynb",
             {"config": input.run_config, "method": RUNS[wildcards.run]["method"],
              "overrides": RUNS[wildcards.run]["overrides"], "seed": RUNS[wildcards.run]["seed"],
-             "run_dir": f"results/train/{wildcards.run}",
+             "run_dir": f"{RESULTS}/train/{wildcards.run}",
              "shards": wf.run_shards(config, RUNS[wildcards.run], DATA),
              "device": config["train"]["device"]},),
     wildcard_constraints:

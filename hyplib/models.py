@@ -34,16 +34,20 @@ from torch import Tensor, nn
 
 from hyplib.methods.base import Embeddings, Method
 
-__all__ = ["HypVLM", "build_model", "param_groups", "MODEL_KEYS", "VISION_MODELS", "tower_configs"]
+__all__ = ["HypVLM", "build_model", "param_groups", "MODEL_KEYS", "VISION_MODELS", "VISION_TOWERS",
+           "tower_configs"]
 
 #: Keys accepted in a run config's ``model:`` section.
 MODEL_KEYS = (
-    "vision_model", "image_size", "patch_size", "vision_width", "vision_layers", "vision_heads",
+    "vision_model", "vision_tower", "image_size", "patch_size", "vision_width", "vision_layers", "vision_heads",
     "text_width", "text_layers", "text_heads", "context_length", "embed_dim",
 )
 
 #: open_clip vision configs the paper-scale runs use.
 VISION_MODELS = ("ViT-S-16", "ViT-B-16")
+
+#: Image tower kinds: open_clip's VisionTransformer (every paper's) or its ModifiedResNet.
+VISION_TOWERS = ("vit", "resnet")
 
 #: Text tower of every paper: 12 layers, 512 wide, 8 heads, 77 tokens.
 _TEXT_DEFAULTS = {"text_width": 512, "text_layers": 12, "text_heads": 8, "context_length": 77}
@@ -65,6 +69,13 @@ def tower_configs(model_cfg: dict, embed_dim: int) -> tuple[CLIPVisionCfg, CLIPT
     ``vision_model`` (default "ViT-B-16") supplies the vision defaults from open_clip's bundled
     configs; explicit keys override them. The text tower defaults to 12 x 512 (8 heads, 77
     tokens).
+
+    ``vision_tower: resnet`` builds open_clip's ModifiedResNet from scratch instead of the ViT:
+    ``vision_layers`` residual blocks in each of its 4 stages, ``vision_width`` stem channels
+    (the last stage has 32x as many) and ``vision_heads`` heads in its attention pool, which must
+    divide ``32 * vision_width``; ``patch_size`` is unused. The embedded CPU reproduction uses it
+    because convolutions learn object shape at 32 px far sooner than a 2-layer ViT (README,
+    "What the default run can and cannot show").
     """
     unknown = sorted(set(model_cfg) - set(MODEL_KEYS))
     if unknown:
@@ -72,13 +83,24 @@ def tower_configs(model_cfg: dict, embed_dim: int) -> tuple[CLIPVisionCfg, CLIPT
     name = model_cfg.get("vision_model", "ViT-B-16")
     if name not in VISION_MODELS:
         raise ValueError(f"unknown vision_model {name!r}; valid: {list(VISION_MODELS)}")
+    tower = model_cfg.get("vision_tower", "vit")
+    if tower not in VISION_TOWERS:
+        raise ValueError(f"unknown vision_tower {tower!r}; valid: {list(VISION_TOWERS)}")
     cfg = {**_vision_defaults(name), **_TEXT_DEFAULTS, **model_cfg}
-    for width, heads in (("vision_width", "vision_heads"), ("text_width", "text_heads")):
-        if cfg[width] % cfg[heads]:
-            raise ValueError(f"{width}={cfg[width]} must be divisible by {heads}={cfg[heads]}")
-    vision = CLIPVisionCfg(layers=cfg["vision_layers"], width=cfg["vision_width"],
-                           head_width=cfg["vision_width"] // cfg["vision_heads"],
-                           patch_size=cfg["patch_size"], image_size=cfg["image_size"])
+    # ModifiedResNet's attention pool runs over 32 x the stem width.
+    pooled = 32 * cfg["vision_width"] if tower == "resnet" else cfg["vision_width"]
+    checks = (("vision_width", pooled, "vision_heads"), ("text_width", cfg["text_width"], "text_heads"))
+    for width, value, heads in checks:
+        if value % cfg[heads]:
+            what = f"32 * {width}" if value != cfg[width] else width
+            raise ValueError(f"{what}={value} must be divisible by {heads}={cfg[heads]}")
+    if tower == "resnet":
+        vision = CLIPVisionCfg(layers=(cfg["vision_layers"],) * 4, width=cfg["vision_width"],
+                               head_width=pooled // cfg["vision_heads"], image_size=cfg["image_size"])
+    else:
+        vision = CLIPVisionCfg(layers=cfg["vision_layers"], width=cfg["vision_width"],
+                               head_width=cfg["vision_width"] // cfg["vision_heads"],
+                               patch_size=cfg["patch_size"], image_size=cfg["image_size"])
     text = CLIPTextCfg(context_length=cfg["context_length"], vocab_size=VOCAB_SIZE, width=cfg["text_width"],
                        heads=cfg["text_heads"], layers=cfg["text_layers"], proj_type="linear",
                        proj_bias=False)

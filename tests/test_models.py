@@ -51,6 +51,27 @@ def test_tower_configs_paper_scale_from_open_clip():
         models.tower_configs({"vision_widht": 8}, 512)
 
 
+def test_resnet_tower_from_scratch():
+    """vision_tower=resnet: open_clip's ModifiedResNet with vision_layers blocks per stage,
+    vision_width stem channels and vision_heads attention-pool heads over 32 * width."""
+    from open_clip.modified_resnet import ModifiedResNet
+
+    cfg = {**TINY, "image_size": 32, "vision_tower": "resnet", "vision_width": 8, "vision_heads": 4}
+    torch.manual_seed(0)
+    model = models.build_model(cfg, method_for("meru"))
+    assert isinstance(model.visual, ModifiedResNet)
+    assert [len(getattr(model.visual, f"layer{i}")) for i in range(1, 5)] == [1, 1, 1, 1]
+    assert model.visual.attnpool.num_heads == 4 and model.visual.attnpool.c_proj.out_features == 16
+    emb = model(batch(model, boxes=False) | {"image": torch.randn(4, 3, 32, 32)})
+    assert emb.image.shape == (4, 16) and torch.isfinite(emb.image).all()
+    names = {n for g in models.param_groups(model, 0.1) if g["weight_decay"] == 0 for n in g["names"]}
+    assert "visual.bn1.weight" in names and "visual.bn1.bias" in names   # no decay on batch norms
+    with pytest.raises(ValueError, match=r"32 \* vision_width=256 must be divisible by vision_heads=3"):
+        models.tower_configs({**cfg, "vision_heads": 3}, 16)
+    with pytest.raises(ValueError, match=r"unknown vision_tower 'cnn'"):
+        models.tower_configs({**cfg, "vision_tower": "cnn"}, 16)
+
+
 @pytest.mark.parametrize("name", methods.names())
 def test_forward_shapes_and_scalars(name):
     model = tiny(name)

@@ -221,3 +221,40 @@ def test_notebook_parameters_cell_plain_and_no_outputs():
     names = {line.split("=")[0].strip() for line in code[0].source.splitlines() if "=" in line}
     assert {"out_dir", "n_train", "image_size", "seed", "size", "sample_grid"} <= names
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
+
+
+def _images(out):
+    for tar in sorted((out / "train").glob("*.tar")):
+        with tarfile.open(tar) as tf:
+            for m in tf:
+                if m.name.endswith(".png"):
+                    yield hashlib.sha256(tf.extractfile(m).read()).hexdigest()
+
+
+def test_caption_wording_leaves_scenes_and_truth_alone(tmp_path):
+    base = GenConfig.preset("quick", n_train=200, shard_size=100)
+    plain = GenConfig.preset("quick", n_train=200, shard_size=100, caption_colour=0.5, caption_background=0.25)
+    generate_all(tmp_path / "base", base, progress=False, benchmarks=())
+    generate_all(tmp_path / "plain", plain, progress=False, benchmarks=())
+    assert list(_images(tmp_path / "base")) == list(_images(tmp_path / "plain"))
+    named_colour = named_background = 0
+    for full, rec in zip(_shard_records(tmp_path / "base"), _shard_records(tmp_path / "plain")):
+        assert rec["objects"] == full["objects"] and rec["background"] == full["background"]
+        relations = tuple((i, r, j) for i, r, j in rec["relations"])
+        wordings = {Desc(tuple(Mention(o["label"], o["colour"] if c else None) for o in rec["objects"]), relations,
+                         rec["background"] if b else None).text(): (c, b) for c in (0, 1) for b in (0, 1)}
+        has_colour, has_background = wordings[rec["caption"]]
+        named_colour += has_colour
+        named_background += has_background
+        assert rec["caption"] == rec["captions"][-1]
+        if has_colour and has_background:
+            assert rec == full
+        for box in rec["boxes"]:   # object box phrases name the colour exactly when the caption does
+            if box["kind"] == "object":
+                colour = rec["objects"][box["object"]]["colour"]
+                assert (colour in box["phrase"].split()) == bool(has_colour), (box, rec["caption"])
+    assert 70 < named_colour < 130 and 20 < named_background < 80   # 200 records at p = 0.5 and 0.25
+    with pytest.raises(ValueError, match="caption_colour=1.5 must lie in"):
+        generate_all(tmp_path / "bad", GenConfig.preset("quick", caption_colour=1.5), progress=False, benchmarks=())
+    with pytest.raises(ValueError, match=r"unknown generator setting\(s\) \['caption_color'\]"):
+        GenConfig.preset("quick", caption_color=0.5)

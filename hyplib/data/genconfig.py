@@ -6,7 +6,7 @@ benchmark (:data:`STREAMS`), so training and benchmark images never share a rand
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 STREAMS = {"train": 0, "zeroshot": 1, "retrieval": 2, "pep": 3, "chains": 4, "composition": 5,
            "hierarcaps": 6, "heldout": 99}
@@ -23,6 +23,8 @@ class GenConfig:
     objects_per_scene: tuple = (0.4, 0.3, 0.2, 0.1)   # weights of 1, 2, 3, 4 objects
     group_size: int = 1                   # training records come in blocks this long; the loader keeps them whole
     look_alike_blocks: float = 0.0        # fraction of blocks of one-object scenes sharing colour and background
+    caption_colour: float = 1.0           # P(a training record's captions and box phrases name colours)
+    caption_background: float = 1.0       # P(a training record's captions name the background)
     zeroshot_per_class: int = 20
     retrieval_images: int = 500
     pep_images: int = 300
@@ -37,6 +39,10 @@ class GenConfig:
     def min_box_size(self) -> float:
         """Loader's box filter for this image size (HyCoCLIP's 32 px scaled to 1/8 of the side)."""
         return self.image_size / 8
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,4 +59,7 @@ class GenConfig:
         }
         if name not in presets:
             raise ValueError(f"unknown preset {name!r}; valid: {sorted(presets)}")
+        unknown = sorted(set(overrides) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"unknown generator setting(s) {unknown}; valid: {cls.field_names()}")
         return replace(cls(), **{**presets[name], **overrides})

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .benchmarks import duplicate_caption_counts, write_benchmark
 from .captions import levels, scene_relations
+from .semantics import Desc, Mention
 from .genconfig import STREAMS, GenConfig
 from .scene import block_look, block_scene, box_records
 from .shards import write_shard
@@ -40,9 +41,19 @@ def png_bytes(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def scene_json(scene) -> dict:
-    descs = levels(scene)
-    return {"captions": [d.text() for d in descs], "caption": descs[-1].text(), "boxes": box_records(scene),
+def plainer(desc: Desc, *, colour: bool, background: bool) -> Desc:
+    """``desc`` without its colours (unless ``colour``) and background (unless ``background``):
+    still true of the scene, since it only says less."""
+    mentions = tuple(Mention(m.category, m.colour if colour else None) for m in desc.mentions)
+    return Desc(mentions, desc.relations, desc.background if background else None)
+
+
+def scene_json(scene, *, colour: bool = True, background: bool = True) -> dict:
+    """The shard json of ``scene``; ``colour``/``background`` False leave those words out of its
+    captions (and colours out of its box phrases), while ``objects`` keeps the full truth."""
+    descs = [plainer(d, colour=colour, background=background) for d in levels(scene)]
+    return {"captions": [d.text() for d in descs], "caption": descs[-1].text(),
+            "boxes": box_records(scene, colour=colour),
             "labels": [o.leaf for o in scene.objects],
             "objects": [{"label": o.leaf, "colour": o.colour, "box": o.box} for o in scene.objects],
             "background": scene.background, "relations": [list(r) for r in scene_relations(scene)]}
@@ -53,13 +64,17 @@ def _train_samples(cfg: GenConfig, shard: int, count: int):
     ``look_alike_blocks`` a block is one-object scenes sharing a colour and background, else
     independent random scenes."""
     rng = np.random.default_rng([cfg.seed, STREAMS["train"], shard])
+    # The wording draws have their own stream, so scenes are the same whatever the wording.
+    wording = np.random.default_rng([cfg.seed, STREAMS["train"], shard, 1])
     forbid = frozenset(heldout_pairs(cfg.seed))
     look = None
     for j in range(count):
         if cfg.look_alike_blocks > 0 and j % cfg.group_size == 0:
             look = block_look(rng, cfg.look_alike_blocks)
         img, scene = block_scene(rng, cfg.image_size, look, forbid, cfg.objects_per_scene, cfg.supersample)
-        meta = json.dumps(scene_json(scene), sort_keys=True, separators=(",", ":"))
+        colour, background = wording.random(2) < (cfg.caption_colour, cfg.caption_background)
+        meta = json.dumps(scene_json(scene, colour=bool(colour), background=bool(background)),
+                          sort_keys=True, separators=(",", ":"))
         yield {"__key__": f"s{shard:05d}_{j:06d}", "png": png_bytes(img), "json": meta.encode()}
 
 
@@ -89,8 +104,9 @@ def generate_all(out_dir: str | Path, cfg: GenConfig | None = None, *, progress:
     if cfg.group_size < 1 or cfg.shard_size % cfg.group_size:
         raise ValueError(f"group_size={cfg.group_size} must be >= 1 and divide shard_size={cfg.shard_size}, "
                          "so that no block straddles two shards")
-    if not 0.0 <= cfg.look_alike_blocks <= 1.0:
-        raise ValueError(f"look_alike_blocks={cfg.look_alike_blocks} must lie in [0, 1]")
+    for name in ("look_alike_blocks", "caption_colour", "caption_background"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ValueError(f"{name}={getattr(cfg, name)} must lie in [0, 1]")
     n_shards = -(-cfg.n_train // cfg.shard_size)
     tasks = [("bench", cfg, name, str(out / "bench")) for name in benchmarks]
     tasks += [("shard", cfg, (k, min(cfg.shard_size, cfg.n_train - k * cfg.shard_size)), str(out / "train"))

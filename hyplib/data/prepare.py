@@ -3,7 +3,8 @@
 ``source`` picks a preparer from :data:`SOURCES` (the config's ``data.source``):
 
 * ``generated``: :func:`hyplib.data.generate.generate_all` with the preset ``size`` and
-  ``n_train``, ``image_size``, ``seed``, ``workers``;
+  ``n_train``, ``image_size``, ``seed``, ``workers``, plus ``generator``: any other
+  :class:`~hyplib.data.genconfig.GenConfig` field (the config's ``data.generator``);
 * ``real``: :func:`hyplib.data.real.prepare_real` with ``root``, ``paths``, ``image_size``,
   ``seed``, ``workers``, ``verify_shards``.
 
@@ -21,11 +22,12 @@ from .real import clear_prepared, prepare_real
 
 
 def _generated(out_dir, *, size: str = "default", n_train: int = 50_000, image_size: int = 32, seed: int = 0,
-               workers: int = 1, progress: bool = True, **_unused) -> dict:
+               workers: int = 1, generator: dict | None = None, progress: bool = True, **_unused) -> dict:
     from .genconfig import GenConfig
     from .generate import generate_all
 
-    cfg = GenConfig.preset(size, n_train=n_train, image_size=image_size, seed=seed, workers=workers)
+    cfg = GenConfig.preset(size, **(generator or {}), n_train=n_train, image_size=image_size, seed=seed,
+                           workers=workers)
     clear_prepared(out_dir)
     return generate_all(out_dir, cfg, progress=progress)
 

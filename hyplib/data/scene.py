@@ -148,16 +148,20 @@ def block_scene(rng, size: int, look: tuple[str, str] | None, forbid=frozenset()
     return look_alike_scene(rng, size, *look, forbid, ss)
 
 
-def box_records(scene: Scene) -> list[dict]:
-    """Boxes for the shard json: each object, then its parts and sub-parts."""
+def box_records(scene: Scene, *, colour: bool = True) -> list[dict]:
+    """Boxes for the shard json: each object, then its parts and sub-parts; their phrases name
+    the colour unless ``colour`` is False ("a red car" / "a car")."""
+    def phrase(col: str, name: str) -> str:
+        return with_article(f"{col} {name}" if colour else name)
+
     out = []
     for i, o in enumerate(scene.objects):
-        out.append({"box": o.box, "phrase": with_article(f"{o.colour} {o.leaf}"), "kind": "object",
+        out.append({"box": o.box, "phrase": phrase(o.colour, o.leaf), "kind": "object",
                     "label": o.leaf, "object": i})
         for p in o.parts:
-            out.append({"box": p["box"], "phrase": with_article(f"{p['colour']} {p['name']}"), "kind": "part",
+            out.append({"box": p["box"], "phrase": phrase(p["colour"], p["name"]), "kind": "part",
                         "label": o.leaf, "object": i, "part": p["name"]})
             for sp in p["sub"]:
-                out.append({"box": sp["box"], "phrase": with_article(f"{sp['colour']} {sp['name']}"),
+                out.append({"box": sp["box"], "phrase": phrase(sp["colour"], sp["name"]),
                             "kind": "part", "label": o.leaf, "object": i, "part": f"{p['name']}/{sp['name']}"})
     return out

@@ -15,7 +15,8 @@ rule prepare_data:
         b64=lambda wildcards, output, threads: nb_params(
             "notebooks/01_prepare_data.ipynb",
             {"out_dir": DATA, "source": config["data"]["source"], "size": config["size"],
-             "n_train": config["data"]["n_train"], "image_size": config["data"]["image_size"],
+             "n_train": config["data"]["n_train"],
+             "generator": dict(config["data"].get("generator") or {}), "image_size": config["data"]["image_size"],
              "seed": config["data"]["seed"], "root": config["data"].get("root", "."),
              "paths": dict(config["data"].get("paths", {})),
              "verify_shards": config["data"].get("verify_shards", True),

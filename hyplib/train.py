@@ -111,8 +111,12 @@ def train(config, run_dir, *, overrides=None, stop_after: int | None = None) -> 
         NaN/Inf loss (step, term and last good checkpoint named); RuntimeError: CUDA requested
         but absent.
     """
+    from hyplib.training.orphan import exit_with_parent
+
     cfg = resolve_config(config, overrides)
-    return fit(cfg, run_dir, build_components(cfg), stop_after=stop_after)
+    parts = build_components(cfg)
+    exit_with_parent()  # a killed job (papermill, torchrun) leaves no training kernel behind
+    return fit(cfg, run_dir, parts, stop_after=stop_after)
 
 
 def load_trained(path, *, map_location="cpu"):

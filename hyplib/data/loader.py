@@ -177,6 +177,27 @@ class ShardLoader:
                          has_box=torch.tensor(has, dtype=torch.bool))
         return batch, stats
 
+    # ---- resume ------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The counts so far and the records known corrupt, for a checkpoint (plain data)."""
+        return {"stats": json.loads(json.dumps(self.stats)), "bad": sorted(self._bad)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the counts of the run a checkpoint came from, so ``.stats`` after a resume
+        equals an uninterrupted run's (exactly with ``num_workers=0``; workers count their own).
+        The index's problems were counted again when this loader was built: only what decoding
+        found is carried over."""
+        saved = state["stats"]
+        for key in ("records_read", "records_skipped"):
+            self.stats[key] += saved.get(key, 0)
+        for reason, n in saved.get("skipped_by_reason", {}).items():
+            _bump(self.stats["skipped_by_reason"], reason, max(0, n - self.index.problems.get(reason, 0)))
+        for shard, reasons in saved.get("skipped_by_shard", {}).items():
+            at_build = self.index.problems_by_shard.get(shard, {})
+            for reason, n in reasons.items():
+                _bump(self.stats["skipped_by_shard"].setdefault(shard, {}), reason, max(0, n - at_build.get(reason, 0)))
+        self._bad |= set(state.get("bad", []))
+
     # ---- iteration ---------------------------------------------------------------------
     def _add_stats(self, delta: Counter) -> None:
         skipped = False
@@ -218,7 +239,8 @@ class ShardLoader:
 
 
 def _bump(counts: dict, key: str, n: int) -> None:
-    counts[key] = counts.get(key, 0) + n
+    if n:
+        counts[key] = counts.get(key, 0) + n
 
 
 class _ByIndex(torch.utils.data.Dataset):

@@ -8,21 +8,13 @@ import tarfile
 from collections import Counter
 
 import pytest
-import torch
 from PIL import Image
 
 from hyplib.data import make_loader, read_dataset
 from hyplib.data.real import prepare_real, scan_shard
 from hyplib.data.records import BadRecord, decode_record
 from hyplib.data.shards import ShardIndex, write_shard
-
-
-def tok(texts):
-    out = torch.zeros(len(texts), 16, dtype=torch.long)
-    for i, t in enumerate(texts):
-        codes = [ord(c) for c in t[:16]]
-        out[i, :len(codes)] = torch.tensor(codes)
-    return out
+from test_data_loader import tok
 
 
 def _png(colour=(200, 0, 0), size=(40, 30)):

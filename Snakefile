@@ -6,7 +6,14 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-configfile: "config/default.yaml"
+# A config file describes the whole run: the files given with --configfile are the config
+# (several are merged in order); config/default.yaml is read only when none is given, so a
+# study or method it lists never leaks into another config's plan. --config key=value
+# overrides apply on top either way.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/default.yaml"
+
 
 validate(config, "config/schema.yaml")
 

@@ -25,22 +25,48 @@ from hyplib.training import checkpoint as ckpt
 from hyplib.training.config import ConfigError, resolve_config
 from hyplib.training.loop import Components, NonFiniteLossError, ResumeConfigError, fit
 
-__all__ = ["train", "load_trained", "build_components", "split_overrides", "main", "NonFiniteLossError",
+__all__ = ["train", "load_trained", "build_components", "check_run", "split_overrides", "main", "NonFiniteLossError",
            "ResumeConfigError",
            "ConfigError"]
 
 
+def check_run(cfg: dict):
+    """The method of a resolved ``cfg``, after checking what :func:`resolve_config` leaves to its
+    consumers: the method name and its overrides (:func:`hyplib.methods.get`) and the model keys
+    (:func:`hyplib.models.tower_configs`). Their ``ValueError``/``TypeError`` become a one-line
+    :class:`ConfigError` naming the config key, before any run directory exists."""
+    from hyplib import methods, models
+
+    try:
+        method = methods.get(cfg["method"], **cfg["method_overrides"])
+    except (ValueError, TypeError) as err:
+        key = "method" if cfg["method"] not in methods.names() else "method_overrides"
+        raise ConfigError(f"config key {key!r}: {err}") from None
+    for key, value in cfg["model"].items():
+        if key != "vision_model" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise ConfigError(f"config key 'model.{key}' = {value!r}: expected an integer >= 1")
+    try:
+        models.tower_configs(cfg["model"], method.defaults["embed_dim"])
+    except (ValueError, TypeError, KeyError) as err:
+        raise ConfigError(f"config key 'model': {err}") from None
+    return method
+
+
 def build_components(cfg: dict) -> Components:
     """The registry's method, model factory, ``param_groups`` and the shard loader for ``cfg``."""
-    from hyplib import methods, models
+    from hyplib import models
     from hyplib.data.loader import make_loader
+    from hyplib.data.shards import expand_shards
 
-    method = methods.get(cfg["method"], **cfg["method_overrides"])
-    models.tower_configs(cfg["model"], method.defaults["embed_dim"])  # fail on bad model keys before any work
+    method = check_run(cfg)
     data = cfg["data"]
     if data["shards"] is None:
         raise ConfigError("config key 'data.shards' is not set: give a shard directory or glob "
                           "(e.g. --set data.shards=data/quick/train)")
+    try:
+        expand_shards(data["shards"])
+    except FileNotFoundError as err:
+        raise ConfigError(f"config key 'data.shards' = {data['shards']!r}: {err}") from None
 
     def loader(model, *, batch_size, rank, world_size, start_batch):
         return make_loader(data["shards"], batch_size=batch_size, image_size=model.visual.image_size[0],
@@ -85,8 +111,12 @@ def train(config, run_dir, *, overrides=None, stop_after: int | None = None) -> 
         NaN/Inf loss (step, term and last good checkpoint named); RuntimeError: CUDA requested
         but absent.
     """
+    from hyplib.training.orphan import exit_with_parent
+
     cfg = resolve_config(config, overrides)
-    return fit(cfg, run_dir, build_components(cfg), stop_after=stop_after)
+    parts = build_components(cfg)
+    exit_with_parent()  # a killed job (papermill, torchrun) leaves no training kernel behind
+    return fit(cfg, run_dir, parts, stop_after=stop_after)
 
 
 def load_trained(path, *, map_location="cpu"):

@@ -134,11 +134,12 @@ def check_params_match(path: str | Path, params: dict) -> None:
 def check_config(config: dict) -> None:
     """Semantic checks beyond the JSON schema, each naming the offending key.
 
-    Unknown method names, non-positive curvatures, and (for real data) input paths that do not
-    exist or whose files do not hold what their benchmark needs (class folders against the
-    taxonomy, templates, JSON keys, csv header: :func:`hyplib.data.real.resolve_data_paths`, the
-    check ``prepare_real`` runs itself before touching a shard) or box-using runs without
-    ``data.paths.grit_shards`` stop the workflow before any job starts.
+    Unknown method names, non-positive curvatures, bad study overrides (:func:`check_runs`),
+    and (for real data) input paths that do not exist or whose files do not hold what their
+    benchmark needs (class folders against the taxonomy, templates, JSON keys, csv header:
+    :func:`hyplib.data.real.resolve_data_paths`, the check ``prepare_real`` runs itself before
+    touching a shard) or box-using runs without ``data.paths.grit_shards`` stop the workflow
+    before any job starts.
     """
     valid = methods.names()
     for i, name in enumerate(config.get("methods", [])):
@@ -154,6 +155,10 @@ def check_config(config: dict) -> None:
         if not c > 0:
             raise ValueError(f"config key studies.curvature.curvatures[{i}]: curvature must be positive, got {c}")
     results_dir(config)
+    run_config = config.get("train", {}).get("run_config")
+    if run_config and not Path(run_config).is_file():
+        raise ValueError(f"config key train.run_config: file not found: {run_config}")
+    check_runs(config)
     data = config.get("data", {})
     if data.get("source") == "real":
         from hyplib.data.real import resolve_data_paths
@@ -166,9 +171,35 @@ def check_config(config: dict) -> None:
         if boxed and "grit_shards" not in paths:
             raise ValueError(f"config key data.paths.grit_shards: not set, but runs {boxed[:4]} use boxes; "
                              "give GRIT shards (or the same glob as train_shards if those carry boxes)")
+
+
+def _study_key(run: dict) -> str:
+    """The config key a planned run comes from (for error messages)."""
+    study = next((s for s in run["study"] if s != "main"), "main")
+    return {"main": "methods", "curvature": "studies.curvature",
+            "phyclip_ablation": f"studies.phyclip_ablation.variants.{run['variant']}",
+            "boxes": "studies.boxes.overrides"}.get(study, f"studies.{study}")
+
+
+def check_runs(config: dict) -> None:
+    """Resolve every planned run's configuration as its training job will (run config file,
+    method, seed and study overrides; :func:`hyplib.train.check_run`), so a typo or bad value
+    in a study (``{hwo: linf}``, ``{k: 0}``, ``use_boxs``, a method without curvature in the
+    curvature study) stops the workflow before any job starts, naming the study key and run."""
+    from hyplib.train import check_run, split_overrides
+    from hyplib.training.config import ConfigError, resolve_config
+
     run_config = config.get("train", {}).get("run_config")
-    if run_config and not Path(run_config).is_file():
-        raise ValueError(f"config key train.run_config: file not found: {run_config}")
+    for run in plan_runs(config):
+        dotted, method_overrides = split_overrides(run["overrides"])
+        settings = {"method": run["method"], "method_overrides": method_overrides, "seed": run["seed"], **dotted}
+        try:
+            if run_config:
+                check_run(resolve_config(run_config, settings))
+            else:
+                methods.get(run["method"], **method_overrides)
+        except (ConfigError, ValueError, TypeError) as err:
+            raise ValueError(f"config key {_study_key(run)} (run {run['name']}): {err}") from None
 
 
 def run_uses_boxes(run: dict) -> bool:

@@ -120,6 +120,8 @@ def test_manifest_counts_what_was_written(prepared):
     assert m["train"]["shards"] == ["train/train-000000.tar", "train/train-000001.tar"]
     assert m["train"]["records"] == 11 and m["train"]["images"] == 9
     assert m["skipped"]["train"] == {"bad_image": 1, "bad_json": 1}
+    assert {Path(k).name: v for k, v in m["train"]["skipped_by_shard"].items()} == {
+        "rc-001.tar": {"bad_image": 1, "bad_json": 1}}
     assert m["grit"]["images"] == 4 and m["grit"]["with_boxes"] == 3 and m["skipped"]["grit"] == {}
     for name in ("train-000000", "train-000001"):
         link = out / "train" / f"{name}.tar"

@@ -126,6 +126,9 @@ def test_dry_run(config, tmp_path):
     out = _snakemake(*args)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "train" in out.stdout and "figure" in out.stdout
+    # The config file replaces config/default.yaml: exactly its own runs are trained.
+    counts = dict(line.split()[:2] for line in out.stdout.splitlines() if len(line.split()) == 2)
+    assert int(counts["train"]) == len(wf.plan_runs(_config(config)))
 
 
 def test_results_dir_keeps_two_datasets_apart(tmp_path):

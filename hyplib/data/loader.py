@@ -19,9 +19,12 @@ sets to the most specific level); one random usable box (see :mod:`hyplib.data.p
 gives ``image_box``/``text_box``; without one the full image/caption is repeated and
 ``has_box`` is False.
 
-Corrupt records (undecodable image or json, no image, no caption) are skipped, counted by reason
-in ``.stats`` and logged; the slot is refilled from a seeded draw so batch sizes and determinism
-hold. Each corrupt record is counted once per process (workers count their own). Zero readable records, or 50 failures in a row, raise.
+Corrupt records (undecodable image or json, no image, no caption, malformed captions or boxes:
+see :mod:`hyplib.data.records`) and damaged shards are skipped, counted by reason in
+``.stats["skipped_by_reason"]`` and by shard in ``.stats["skipped_by_shard"]`` and logged; the
+slot is refilled from a seeded draw so batch sizes and determinism hold. Each corrupt record is
+counted once per process (workers count their own). Zero readable records, or 50 failures in a
+row, raise.
 """
 from __future__ import annotations
 
@@ -101,7 +104,8 @@ class ShardLoader:
             raise ValueError(f"{len(self.index)} records cannot fill one global batch of {per_step}")
         self._perm_epoch, self._perm, self._bad = -1, None, set()
         self.stats = {"records_read": 0, "records_skipped": 0,
-                      "skipped_by_reason": dict(self.index.problems), "records_indexed": len(self.index)}
+                      "skipped_by_reason": dict(self.index.problems), "records_indexed": len(self.index),
+                      "skipped_by_shard": {k: dict(v) for k, v in self.index.problems_by_shard.items()}}
 
     # ---- order -------------------------------------------------------------------------
     def _record_ids(self, b: int) -> np.ndarray:
@@ -124,9 +128,9 @@ class ShardLoader:
         try:
             return decode_record(key, fields)
         except BadRecord as err:
-            stats["skip:" + err.reason] += 1
-            self._bad.add(int(i))
             shard = self.index.shards[self.index.records[int(i)][0]]
+            stats[("skip", err.reason, str(shard))] += 1
+            self._bad.add(int(i))
             log.warning("skipped record %s in %s: %s", key, shard, err)
             return None
 
@@ -173,16 +177,40 @@ class ShardLoader:
                          has_box=torch.tensor(has, dtype=torch.bool))
         return batch, stats
 
+    # ---- resume ------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The counts so far and the records known corrupt, for a checkpoint (plain data)."""
+        return {"stats": json.loads(json.dumps(self.stats)), "bad": sorted(self._bad)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the counts of the run a checkpoint came from, so ``.stats`` after a resume
+        equals an uninterrupted run's (exactly with ``num_workers=0``; workers count their own).
+        The index's problems were counted again when this loader was built: only what decoding
+        found is carried over."""
+        saved = state["stats"]
+        for key in ("records_read", "records_skipped"):
+            self.stats[key] += saved.get(key, 0)
+        for reason, n in saved.get("skipped_by_reason", {}).items():
+            _bump(self.stats["skipped_by_reason"], reason, max(0, n - self.index.problems.get(reason, 0)))
+        for shard, reasons in saved.get("skipped_by_shard", {}).items():
+            at_build = self.index.problems_by_shard.get(shard, {})
+            for reason, n in reasons.items():
+                _bump(self.stats["skipped_by_shard"].setdefault(shard, {}), reason, max(0, n - at_build.get(reason, 0)))
+        self._bad |= set(state.get("bad", []))
+
     # ---- iteration ---------------------------------------------------------------------
     def _add_stats(self, delta: Counter) -> None:
+        skipped = False
         for k, v in delta.items():
-            if k.startswith("skip:"):
-                reason = k[5:]
+            if isinstance(k, tuple):  # ("skip", reason, shard)
+                _, reason, shard = k
                 self.stats["records_skipped"] += v
-                self.stats["skipped_by_reason"][reason] = self.stats["skipped_by_reason"].get(reason, 0) + v
+                _bump(self.stats["skipped_by_reason"], reason, v)
+                _bump(self.stats["skipped_by_shard"].setdefault(shard, {}), reason, v)
+                skipped = True
             else:
                 self.stats[k] += v
-        if any(k.startswith("skip:") for k in delta):
+        if skipped:
             log.warning("records skipped so far: %d %s", self.stats["records_skipped"],
                         self.stats["skipped_by_reason"])
 
@@ -208,6 +236,11 @@ class ShardLoader:
         if self.epochs is None:
             raise TypeError("an endless loader has no length; see .batches_per_epoch or pass epochs=")
         return max(0, self.epochs * self.batches_per_epoch - self.start_batch)
+
+
+def _bump(counts: dict, key: str, n: int) -> None:
+    if n:
+        counts[key] = counts.get(key, 0) + n
 
 
 class _ByIndex(torch.utils.data.Dataset):

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from .captions import SUBSETS
 from .preprocess import resize_square, squash
 from .records import BadRecord, Sample, decode_record
-from .shards import iter_records
+from .shards import RecordReader, ShardIndex, expand_shards
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 HIERARCAPS_LEVELS = 4
@@ -83,16 +83,33 @@ def _nonempty(n: int, what: str, where) -> None:
         raise ValueError(f"no {what} found in {where}")
 
 
-def read_shards(path, *, skip_bad: bool = True) -> Iterator[Sample]:
-    """Decoded records of image-caption (or GRIT) shards; bad records skipped unless told."""
+def read_shards(path, *, skip_bad: bool = True, skipped: Counter | None = None) -> Iterator[Sample]:
+    """Decoded records of image-caption (or GRIT) shards; bad records skipped unless told.
+
+    Every skipped record and every damaged shard (:class:`~hyplib.data.shards.ShardIndex`'s
+    ``corrupt_tar``, ``truncated_record``) is logged with its shard and counted by reason in
+    ``skipped`` when given.
+    """
+    skipped = Counter() if skipped is None else skipped
     found = 0
-    for key, fields in iter_records(path):
-        try:
-            yield decode_record(key, fields)
+    for shard in expand_shards(path):
+        index = ShardIndex.build([shard])
+        skipped.update(index.problems)
+        reader = RecordReader(index)
+        for i in range(len(index)):
+            key, fields = reader.read(i)
+            try:
+                sample = decode_record(key, fields)
+            except BadRecord as err:
+                if not skip_bad:
+                    raise BadRecord(err.reason, f"record {key} in {shard}: {err}") from err
+                skipped[err.reason] += 1
+                log.warning("skipped record %s in %s: %s", key, shard, err)
+                continue
             found += 1
-        except BadRecord:
-            if not skip_bad:
-                raise
+            yield sample
+    if sum(skipped.values()):
+        log.warning("%s: skipped %s", path, dict(skipped))
     _nonempty(found, "readable records", path)
 
 

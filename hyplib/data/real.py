@@ -230,7 +230,8 @@ def scan_shard(path, *, decode: bool = True, min_box_size: float = HYCOCLIP_MIN_
     ``images`` decodable (all indexed ones when ``decode`` is False), ``with_boxes`` records with
     a usable box; ``skipped`` holds the index's problems (``truncated_record``, and
     ``corrupt_tar`` once per damaged shard) and, when decoding, the loader's reasons
-    (``bad_image``, ``bad_json``, ``no_image``, ``no_caption``).
+    (``bad_image``, ``bad_json``, ``no_image``, ``no_caption``, ``bad_captions``, ``bad_boxes``).
+    :func:`prepare_real` keeps these per shard in the manifest (``<folder>.skipped_by_shard``).
     """
     index = ShardIndex.build([Path(path)])
     skipped = Counter(index.problems)
@@ -279,7 +280,8 @@ def _link_shards(key: str, sources: list[Path], out: Path, *, decode: bool, work
                 bar.update()
     bar.close()
     skipped = sum((Counter(r["skipped"]) for r in results), Counter())
-    entry = {"shards": names, "sources": [str(s.resolve()) for s in sources],
+    by_shard = {str(src): r["skipped"] for src, r in zip(sources, results) if r["skipped"]}
+    entry = {"shards": names, "sources": [str(s.resolve()) for s in sources], "skipped_by_shard": by_shard,
              "records": sum(r["records"] for r in results), "images": sum(r["images"] for r in results),
              "verified": decode}
     if decode:

@@ -89,6 +89,7 @@ class ShardIndex:
     shards: list[Path]
     records: list[tuple[int, str, dict[str, tuple[int, int]]]] = field(default_factory=list)
     problems: Counter = field(default_factory=Counter)
+    problems_by_shard: dict[str, Counter] = field(default_factory=dict)
 
     @classmethod
     def build(cls, shards: list[Path]) -> "ShardIndex":
@@ -98,33 +99,85 @@ class ShardIndex:
         return idx
 
     def _scan(self, sid: int, path: Path) -> None:
+        """Index one shard. ``tarfile`` stops silently at a garbled header mid-shard, so the offset
+        it reached is compared with the file: non-zero bytes beyond it mean damage, counted as
+        ``corrupt_tar`` (shard named in :attr:`problems_by_shard` and the log); the scan then
+        resumes at the next valid header, so only the members of the damaged region are lost and
+        a record missing its image or caption is skipped (and counted) when decoded."""
         groups: dict[str, dict[str, tuple[int, int]]] = {}
         order: list[str] = []
-        try:
-            with tarfile.open(path, mode="r:") as tf:
-                for m in tf:
-                    if not m.isfile():
-                        continue
-                    key, ext = split_key(m.name)
-                    if key not in groups:
-                        groups[key] = {}
-                        order.append(key)
-                    groups[key][ext] = (m.offset_data, m.size)
-        except (tarfile.TarError, OSError, EOFError) as err:
-            self.problems["corrupt_tar"] += 1
-            log.warning("shard %s is corrupt after %d records (%s); keeping the records before it",
-                        path, len(order), err)
         size = path.stat().st_size
+        damaged, start = [], 0
+        with open(path, "rb") as fh:
+            while start is not None:
+                end, err = self._scan_from(fh, start, groups, order)
+                if err is None and not _nonzero_after(fh, end):
+                    break
+                damaged.append(f"offset {end}: {err or 'unreadable tar header'}")
+                start = _next_header(fh, end + BLOCK)
+        if damaged:
+            self.problems["corrupt_tar"] += 1
+            self.problems_by_shard.setdefault(str(path), Counter())["corrupt_tar"] += 1
+            log.warning("shard %s is damaged (%s); indexed %d records around the damage, the members "
+                        "in it are lost", path, "; ".join(damaged), len(order))
         for key in order:
             fields = groups[key]
             if any(off + n > size for off, n in fields.values()):  # truncated payload
                 self.problems["truncated_record"] += 1
+                self.problems_by_shard.setdefault(str(path), Counter())["truncated_record"] += 1
                 log.warning("record %s in %s is truncated; skipped", key, path)
                 continue
             self.records.append((sid, key, fields))
 
+    @staticmethod
+    def _scan_from(fh, start: int, groups: dict, order: list) -> tuple[int, Exception | None]:
+        """Index the members from byte ``start``; returns (offset reached, error or None)."""
+        fh.seek(start)
+        tf = None
+        try:
+            tf = tarfile.open(fileobj=fh, mode="r:")  # member offsets are absolute (from fh.tell())
+            for m in tf:
+                if not m.isfile():
+                    continue
+                key, ext = split_key(m.name)
+                if key not in groups:
+                    groups[key] = {}
+                    order.append(key)
+                groups[key][ext] = (m.offset_data, m.size)
+        except (tarfile.TarError, OSError, EOFError) as err:
+            return (tf.offset if tf is not None else start), err
+        return tf.offset, None
+
     def __len__(self) -> int:
         return len(self.records)
+
+
+BLOCK = tarfile.BLOCKSIZE
+
+
+def _nonzero_after(fh, offset: int) -> bool:
+    """Whether any byte from ``offset`` on is non-zero (a tar ends in zero blocks only)."""
+    fh.seek(offset)
+    while chunk := fh.read(1 << 20):
+        if chunk.strip(b"\0"):
+            return True
+    return False
+
+
+def _next_header(fh, offset: int) -> int | None:
+    """Offset of the first block at or after ``offset`` (block-aligned) that is a valid tar
+    header (its checksum matches), or None."""
+    offset = -(-offset // BLOCK) * BLOCK
+    fh.seek(offset)
+    while len(buf := fh.read(BLOCK)) == BLOCK:
+        if buf.strip(b"\0"):
+            try:
+                tarfile.TarInfo.frombuf(buf, tarfile.ENCODING, "surrogateescape")
+                return offset
+            except tarfile.HeaderError:
+                pass
+        offset += BLOCK
+    return None
 
 
 class RecordReader:

@@ -8,6 +8,7 @@ method's name; they ask the instance.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -44,6 +45,10 @@ class Embeddings:
         logit_scale: () the scale ``s`` itself (already exponentiated and clamped).
         image_box: (B, D) embeddings of one box crop per sample, or None.
         text_box: (B, D) embeddings of that box's phrase, or None.
+
+    Every objective runs in float32 at least: half-precision tensors (float16, bfloat16) are
+    upcast here, once, so no method's arithmetic (e.g. a squared norm of 180**2 overflowing
+    float16) can run in half precision.
     """
 
     image: Tensor
@@ -52,6 +57,12 @@ class Embeddings:
     logit_scale: Tensor
     image_box: Tensor | None = None
     text_box: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("image", "text", "curv", "logit_scale", "image_box", "text_box"):
+            value = getattr(self, name)
+            if isinstance(value, Tensor):
+                setattr(self, name, as_float(value))
 
 
 #: MERU's hyperbolic recipe, shared by the Lorentz-space methods that build on it.
@@ -108,6 +119,8 @@ class Method:
             raise ValueError(
                 f"unknown override key(s) {unknown} for method {self.name!r}; valid keys: {sorted(valid)}"
             )
+        for key, value in overrides.items():
+            _check_value(self.name, key, value, base.get(key))
         if self.VARIANTS:
             variant = overrides.get("variant", base["variant"])
             if variant not in self.VARIANTS:
@@ -185,6 +198,34 @@ class Method:
 def log_terms(**terms: Tensor) -> dict[str, Tensor]:
     """Detach loss terms for logging."""
     return {k: v.detach() for k, v in terms.items()}
+
+
+def _check_value(method: str, key: str, value, default) -> None:
+    """An override must have its default's type: ``True``/``False`` for a flag, a string for a
+    choice, an integer >= 1 for a size (``embed_dim``, ``k``, ``d``), a finite number >= 0 for a
+    float (every float hyper-parameter here is a weight, scale, radius, margin or curvature);
+    ``curv_clamp`` two such numbers; ``alpha_init`` None or such a number. ValueError otherwise,
+    naming the key, the value and what is allowed."""
+    def number(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+
+    if key == "curv_clamp":
+        ok, what = isinstance(value, (list, tuple)) and len(value) == 2 and all(map(number, value)), \
+            "two finite numbers [low, high]"
+    elif key == "alpha_init":
+        ok, what = value is None or number(value), "null or a finite number >= 0"
+    elif isinstance(default, bool):
+        ok, what = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, what = isinstance(value, int) and not isinstance(value, bool) and value >= 1, "an integer >= 1"
+    elif isinstance(default, float):
+        ok, what = number(value), "a finite number >= 0"
+    elif isinstance(default, str):
+        ok, what = isinstance(value, str), "a string"
+    else:
+        return
+    if not ok:
+        raise ValueError(f"method {method!r} override {key} = {value!r}: expected {what}")
 
 
 def as_float(t: Tensor) -> Tensor:

@@ -14,13 +14,19 @@ from __future__ import annotations
 import os
 import random
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["atomic_save", "load", "list_checkpoints", "latest", "prune", "checkpoint_path",
+__all__ = ["atomic_save", "load", "load_newest", "list_checkpoints", "latest", "prune", "checkpoint_path",
            "rng_state", "set_rng_state"]
+
+#: What torch.load raises on a damaged file: a truncated zip, garbage bytes and a bad pickle give
+#: RuntimeError, EOFError, UnpicklingError, BadZipFile, even IndexError (weights_only unpickler),
+#: so any Exception while loading a file means "unreadable".
+LOAD_ERRORS = (Exception,)
 
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 
@@ -49,6 +55,24 @@ def load(path: str | os.PathLike, map_location="cpu") -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_newest(ckpt_dir: str | os.PathLike, map_location="cpu",
+                required=("model", "step", "config")) -> tuple[Path | None, dict | None]:
+    """``(path, state)`` of the newest checkpoint in ``ckpt_dir`` that loads and holds the
+    ``required`` keys; a damaged newer one is skipped with a warning naming it (it will be
+    overwritten when the run reaches its step again). ``(None, None)`` when none loads."""
+    for _, path in reversed(list_checkpoints(ckpt_dir)):
+        try:
+            state = load(path, map_location=map_location)
+            missing = [k for k in required if k not in state]
+            if missing:
+                raise ValueError(f"missing keys {missing}")
+            return path, state
+        except LOAD_ERRORS as err:
+            warnings.warn(f"checkpoint {path} is unreadable ({type(err).__name__}: {str(err)[:200]}); "
+                          "falling back to an older one", RuntimeWarning, stacklevel=2)
+    return None, None
 
 
 def list_checkpoints(ckpt_dir: str | os.PathLike) -> list[tuple[int, Path]]:

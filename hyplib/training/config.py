@@ -17,7 +17,9 @@ always wins. The resolved dict (without ``per_method``) is what a run saves and 
 from __future__ import annotations
 
 import copy
+import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -128,7 +130,11 @@ def parse_set(items: Iterable[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value (e.g. train.steps=10)")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else None
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML "
+                              f"({str(err).splitlines()[0]})") from None
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -177,41 +183,77 @@ def _check_keys(cfg: Mapping, schema: Mapping, prefix: str = "") -> None:
 FLOAT_KEYS = ("lr", "eps", "weight_decay", "min_lr", "grad_clip")
 
 
+def _to_float(key: str, value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"config key {key!r} = {value!r}: expected a number") from None
+
+
 def _coerce_numbers(cfg: dict) -> None:
     t = cfg["train"]
     for key in FLOAT_KEYS:
         if isinstance(t[key], str):
-            try:
-                t[key] = float(t[key])
-            except ValueError:
-                raise ConfigError(f"config key 'train.{key}' = {t[key]!r}: expected a number") from None
+            t[key] = _to_float(f"train.{key}", t[key])
     if isinstance(t["betas"], (list, tuple)):
-        t["betas"] = [float(b) for b in t["betas"]]
+        t["betas"] = [_to_float("train.betas", b) if isinstance(b, str) else b for b in t["betas"]]
+
+
+def _int(x, low: int) -> bool:
+    """An integer (``true``/``false`` are not) of at least ``low``."""
+    return isinstance(x, int) and not isinstance(x, bool) and x >= low
+
+
+def _num(x, low: float = -math.inf, strict: bool = False) -> bool:
+    """A finite number (not a bool) above ``low`` (``strict``) or at least ``low``."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x):
+        return False
+    return x > low if strict else x >= low
+
+
+DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
 
 def _check_values(cfg: Mapping) -> None:
-    t = cfg["train"]
+    """Every value's type and range; the first bad one raises naming key, value and what is allowed."""
+    t, d = cfg["train"], cfg["data"]
+    weights = d["caption_weights"]
+    shards = d["shards"]
     checks = [
-        ("train.steps", t["steps"], isinstance(t["steps"], int) and t["steps"] > 0, "a positive integer"),
-        ("train.batch_size", t["batch_size"], isinstance(t["batch_size"], int) and t["batch_size"] > 1,
+        ("train.steps", t["steps"], _int(t["steps"], 1), "a positive integer"),
+        ("train.batch_size", t["batch_size"], _int(t["batch_size"], 2),
          "an integer > 1 (contrastive losses need negatives)"),
-        ("train.warmup_steps", t["warmup_steps"],
-         isinstance(t["warmup_steps"], int) and t["warmup_steps"] >= 0,
-         "an integer >= 0"),
-        ("train.lr", t["lr"], isinstance(t["lr"], (int, float)) and t["lr"] > 0, "a positive number"),
+        ("train.warmup_steps", t["warmup_steps"], _int(t["warmup_steps"], 0), "an integer >= 0"),
+        ("train.lr", t["lr"], _num(t["lr"], 0, strict=True), "a finite number > 0"),
+        ("train.min_lr", t["min_lr"], _num(t["min_lr"], 0) and (not _num(t["lr"]) or t["min_lr"] <= t["lr"]),
+         f"a finite number in [0, train.lr = {t['lr']}]"),
+        ("train.eps", t["eps"], _num(t["eps"], 0, strict=True), "a finite number > 0"),
+        ("train.weight_decay", t["weight_decay"], _num(t["weight_decay"], 0), "a finite number >= 0"),
+        ("train.betas", t["betas"], isinstance(t["betas"], list) and len(t["betas"]) == 2
+         and all(_num(b, 0) and b < 1 for b in t["betas"]), "two numbers in [0, 1)"),
+        ("train.grad_clip", t["grad_clip"], t["grad_clip"] is None or _num(t["grad_clip"], 0, strict=True),
+         "null or a finite number > 0"),
         ("train.precision", t["precision"], t["precision"] in PRECISIONS, f"one of {PRECISIONS}"),
-        ("train.checkpoint_every", t["checkpoint_every"],
-         isinstance(t["checkpoint_every"], int) and t["checkpoint_every"] > 0, "a positive integer"),
-        ("train.keep_checkpoints", t["keep_checkpoints"],
-         isinstance(t["keep_checkpoints"], int) and t["keep_checkpoints"] >= 1, "an integer >= 1"),
-        ("train.log_every", t["log_every"], isinstance(t["log_every"], int) and t["log_every"] >= 1,
-         "an integer >= 1"),
-        ("train.grad_clip", t["grad_clip"], t["grad_clip"] is None or
-         (isinstance(t["grad_clip"], (int, float)) and t["grad_clip"] > 0), "None or a positive number"),
-        ("train.betas", t["betas"], isinstance(t["betas"], list) and len(t["betas"]) == 2, "two numbers"),
-        ("data.group_size", cfg["data"]["group_size"], cfg["data"]["group_size"] is None or
-         (isinstance(cfg["data"]["group_size"], int) and cfg["data"]["group_size"] >= 1), "None or an integer >= 1"),
-        ("seed", cfg["seed"], isinstance(cfg["seed"], int), "an integer"),
+        ("train.device", t["device"], isinstance(t["device"], str) and bool(DEVICE.match(t["device"])),
+         "auto, cpu, cuda or cuda:N"),
+        ("train.threads", t["threads"], t["threads"] is None or _int(t["threads"], 1), "null or an integer >= 1"),
+        ("train.gather", t["gather"], isinstance(t["gather"], bool), "true or false"),
+        ("train.progress", t["progress"], isinstance(t["progress"], bool), "true or false"),
+        ("train.checkpoint_every", t["checkpoint_every"], _int(t["checkpoint_every"], 1), "a positive integer"),
+        ("train.keep_checkpoints", t["keep_checkpoints"], _int(t["keep_checkpoints"], 1), "an integer >= 1"),
+        ("train.log_every", t["log_every"], _int(t["log_every"], 1), "an integer >= 1"),
+        ("data.shards", shards, shards is None or isinstance(shards, str) or
+         (isinstance(shards, list) and shards and all(isinstance(x, str) for x in shards)),
+         "a path, glob or brace range, or a list of them"),
+        ("data.caption_weights", weights, weights is None or (
+            isinstance(weights, list) and weights and all(_num(w, 0) for w in weights) and sum(weights) > 0),
+         "null or a list of numbers >= 0 with a positive sum"),
+        ("data.num_workers", d["num_workers"], _int(d["num_workers"], 0), "an integer >= 0"),
+        ("data.min_box_size", d["min_box_size"], d["min_box_size"] is None or _num(d["min_box_size"], 0),
+         "null or a finite number >= 0"),
+        ("data.group_size", d["group_size"], d["group_size"] is None or _int(d["group_size"], 1),
+         "null or an integer >= 1"),
+        ("seed", cfg["seed"], _int(cfg["seed"], 0) and cfg["seed"] < 2 ** 63, "an integer >= 0"),
         ("method", cfg["method"], isinstance(cfg["method"], str), "a method name"),
     ]
     for key, value, ok, what in checks:

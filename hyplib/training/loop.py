@@ -17,6 +17,7 @@ import math
 import random
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -91,10 +92,12 @@ def fit(cfg: dict, run_dir: str | Path, parts: Components, *, stop_after: int | 
 
 
 def _find_resume(cfg: dict, run_dir: Path, info: DistInfo) -> tuple[Path | None, dict | None]:
-    path = broadcast_object(ckpt.latest(run_dir / "checkpoints") if info.is_main else None)
+    """The newest loadable checkpoint (a damaged newer one is skipped with a warning) and its state."""
+    found = ckpt.load_newest(run_dir / "checkpoints") if info.is_main else (None, None)
+    path = broadcast_object(found[0])
     if path is None:
         return None, None
-    state = ckpt.load(path, map_location="cpu")
+    state = found[1] if info.is_main else ckpt.load(path, map_location="cpu")
     diff = diff_configs(state["config"], cfg)
     if diff:
         raise ResumeConfigError(
@@ -143,8 +146,12 @@ def _fit(cfg: dict, run_dir: Path, parts: Components, info: DistInfo, stop_after
                           f"{info.world_size} processes")
     resume_path, state = _find_resume(cfg, run_dir, info)
     if state is not None and state["step"] >= total and (run_dir / "final.pt").is_file():
-        done = ckpt.load(run_dir / "final.pt")["summary"]  # finished before: nothing to train
-        return {**done, "resumed_from": str(resume_path), "final": str(run_dir / "final.pt")}
+        try:
+            done = ckpt.load(run_dir / "final.pt")["summary"]  # finished before: nothing to train
+            return {**done, "resumed_from": str(resume_path), "final": str(run_dir / "final.pt")}
+        except ckpt.LOAD_ERRORS as err:
+            warnings.warn(f"{run_dir / 'final.pt'} is unreadable ({type(err).__name__}); rebuilding it "
+                          f"from {resume_path}", RuntimeWarning, stacklevel=2)
     if info.is_main:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         dump_yaml(cfg, run_dir / "config.yaml")
@@ -156,7 +163,7 @@ def _fit(cfg: dict, run_dir: Path, parts: Components, info: DistInfo, stop_after
     bar = tqdm(total=total, initial=run.start, desc=f"train {getattr(parts.method, 'name', '')}",
                disable=not (info.is_main and t_cfg["progress"]), dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30.0)  # batch logs: a line per 30 s
-    last_good, record = resume_path, {"loss": float("nan")}
+    last_good, record = resume_path, {"loss": run.last_loss}  # a call with no step left keeps the saved loss
     try:
         for step in range(run.start, end):
             record = run.step(step, last_good)
@@ -165,7 +172,7 @@ def _fit(cfg: dict, run_dir: Path, parts: Components, info: DistInfo, stop_after
             bar.update(1)
             bar.set_postfix(postfix(record["loss"], run.terms, record), refresh=False)
             if record["step"] % t_cfg["checkpoint_every"] == 0 or record["step"] == total:
-                last_good = run.save(record["step"])
+                last_good = run.save(record["step"], record)
     finally:
         bar.close()
         logger.close()
@@ -206,6 +213,9 @@ class _Run:
             self.start = int(state["step"])
         self.loader = parts.make_loader(self.module, batch_size=self.global_batch // info.world_size,
                                         rank=info.rank, world_size=info.world_size, start_batch=self.start)
+        loader_states = (state or {}).get("loader")
+        if loader_states and hasattr(self.loader, "load_state_dict") and len(loader_states) > info.rank:
+            self.loader.load_state_dict(loader_states[info.rank])  # counts continue across the resume
         self.batches = iter(self.loader)
         model = self.module
         if info.enabled:
@@ -216,10 +226,11 @@ class _Run:
         self.runner = StepRunner(model, parts.method, self.optimizer, device=info.device,
                                  precision=t_cfg["precision"], grad_clip=t_cfg["grad_clip"],
                                  gather=t_cfg["gather"])
+        self.terms: dict = dict(state.get("terms", {})) if state is not None else {}
+        self.last_loss = float(state.get("loss", float("nan"))) if state is not None else float("nan")
         if state is not None:
             self.runner.scaler.load_state_dict(state["scaler"])
             ckpt.set_rng_state(state["rng"])  # last, so nothing above consumes the restored streams
-        self.terms: dict = {}
         self.t_start = time.perf_counter()
 
     def _next_batch(self, step: int) -> dict:
@@ -253,14 +264,27 @@ class _Run:
             record["grad_norm"] = to_number(grad_norm)
         return record
 
-    def save(self, step: int) -> Path:
-        """Write ``checkpoints/step_<step>.pt`` (rank 0) and keep the newest few."""
+    def save(self, step: int, record: dict) -> Path:
+        """Write ``checkpoints/step_<step>.pt`` (rank 0) and keep the newest few.
+
+        Besides the training state it holds the step's ``loss`` and ``terms`` (the summary of a
+        run rebuilt from it) and every rank's loader state (``loader``, a list by rank: counts of
+        read and skipped records continue across a resume)."""
         path = ckpt.checkpoint_path(self.run_dir / "checkpoints", step)
+        loader_state = self.loader.state_dict() if hasattr(self.loader, "state_dict") else None
+        if self.info.enabled:
+            gathered = [None] * self.info.world_size
+            dist.all_gather_object(gathered, loader_state)
+            loader_state = gathered
+        else:
+            loader_state = [loader_state]
         if self.info.is_main:
             state = {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
                      "scheduler": self.sched.state_dict(), "scaler": self.runner.scaler.state_dict(),
                      "rng": ckpt.rng_state(), "step": step, "batches": step,
-                     "world_size": self.info.world_size, "config": self.cfg}
+                     "world_size": self.info.world_size, "config": self.cfg,
+                     "loss": float(record["loss"]), "terms": dict(self.terms),
+                     "loader": loader_state if all(s is not None for s in loader_state) else None}
             ckpt.atomic_save(state, path)
             ckpt.prune(self.run_dir / "checkpoints", self.cfg["train"]["keep_checkpoints"])
         return path

@@ -11,8 +11,10 @@ RESULTS = wf.results_dir(config)  # config key results_dir, default "results"
 DATA = f"{RESULTS}/data"
 BENCH = f"{DATA}/bench"
 # papermill from the interpreter running Snakemake (the venv's), so `make reproduce` works
-# without an activated environment; its python3 kernel is that interpreter too.
-PAPERMILL = f"{shlex.quote(sys.executable)} -m papermill --no-progress-bar --log-output --cwd . -k python3"
+# without an activated environment; its python3 kernel is that interpreter too. Run through
+# hyplib.papermill_retry: a kernel that dies at start-up (a port race under load) is retried.
+PAPERMILL = (f"{shlex.quote(sys.executable)} -m hyplib.papermill_retry --no-progress-bar --log-output --cwd . "
+             "-k python3")
 
 
 def nb_params(notebook, params):

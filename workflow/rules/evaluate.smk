@@ -2,7 +2,6 @@ rule evaluate:
     input:
         notebook="notebooks/03_evaluate.ipynb",
         checkpoint=f"{RESULTS}/train/{{run}}/final.pt",
-        log_jsonl=f"{RESULTS}/train/{{run}}/log.jsonl",
         manifest=f"{DATA}/manifest.json",
     output:
         metrics=f"{RESULTS}/eval/{{run}}/metrics.json",
@@ -17,7 +16,8 @@ rule evaluate:
             "notebooks/03_evaluate.ipynb",
             {"checkpoint": input.checkpoint, "bench_dir": BENCH, "out_json": output.metrics,
              "out_npz": output.embeddings, "device": config["train"]["device"],
-             "seed": RUNS[wildcards.run]["seed"], "log_path": input.log_jsonl, "threads": threads},),
+             "seed": RUNS[wildcards.run]["seed"], "threads": threads,
+             "log_path": f"{RUNS[wildcards.run]['train_dir']}/log.jsonl"},),
     wildcard_constraints:
         run="|".join(re.escape(r) for r in RUNS) or "none",
     shell:

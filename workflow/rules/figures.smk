@@ -8,7 +8,7 @@ def figure_inputs(wildcards):
         "notebook": f"notebooks/fig_{wildcards.name}.ipynb",
         "metrics": [f"{r['eval_dir']}/metrics.json" for r in runs],
         "embeddings": [f"{r['eval_dir']}/embeddings.npz" for r in runs],
-        "logs": [f"{r['train_dir']}/log.jsonl" for r in runs],
+        # final.pt (written after log.jsonl) stands for the training log, which is no rule's output
         "checkpoints": [f"{r['train_dir']}/final.pt" for r in runs],  # some figures re-encode
     }
 

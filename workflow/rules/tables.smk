@@ -2,7 +2,7 @@ rule tables:
     input:
         notebook="notebooks/06_tables.ipynb",
         metrics=[f"{r['eval_dir']}/metrics.json" for r in RUNS.values()],
-        logs=[f"{r['train_dir']}/log.jsonl" for r in RUNS.values()],
+        checkpoints=[f"{r['train_dir']}/final.pt" for r in RUNS.values()],  # stands for log.jsonl
     output:
         main=report(f"{RESULTS}/tables/main_comparison.md", caption="../report/main_comparison.rst", category="Tables"),
         main_csv=f"{RESULTS}/tables/main_comparison.csv",

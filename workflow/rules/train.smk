@@ -3,9 +3,10 @@ rule train:
         notebook="notebooks/02_train.ipynb",
         manifest=f"{DATA}/manifest.json",
         run_config=config["train"]["run_config"],
+    # log.jsonl is not declared: Snakemake deletes the outputs of an interrupted job before
+    # rerunning it, and the resumed run appends to the log it keeps (final.pt stands for both).
     output:
         checkpoint=f"{RESULTS}/train/{{run}}/final.pt",
-        log_jsonl=f"{RESULTS}/train/{{run}}/log.jsonl",
     log:
         f"{RESULTS}/notebooks/train/{{run}}.ipynb",
     threads: config["train"]["threads"]

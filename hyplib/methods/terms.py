@@ -69,10 +69,18 @@ class _SymmetricCE(torch.autograd.Function):
     def backward(ctx, g):
         (logits,) = ctx.saved_tensors
         n = logits.shape[0]
-        grad = torch.softmax(logits, 1).mul_(g[0] / n)
-        grad.add_(torch.softmax(logits, 0).mul_(g[1] / n))
+        grad = _scaled_softmax(logits, 1, g[0] / n)
+        grad.add_(_scaled_softmax(logits, 0, g[1] / n))
         grad.diagonal().sub_((g[0] + g[1]) / n)
         return grad
+
+
+def _scaled_softmax(logits: Tensor, dim: int, scale: Tensor) -> Tensor:
+    """``scale * softmax(logits, dim)`` as max-subtracted exponentials over their own sum
+    (sums to ``scale`` to rounding for any logit offset); three passes, and on CPU several
+    times faster than ``torch.softmax`` along dim 0 of a contiguous matrix."""
+    e = torch.sub(logits, logits.amax(dim, keepdim=True)).exp_()
+    return e.mul_(scale / e.sum(dim, keepdim=True))
 
 
 def symmetric_ce(logits: Tensor) -> tuple[Tensor, Tensor]:

@@ -24,10 +24,11 @@ Where this departs from the authors' code (MERU, HyCoCLIP, ATMG, PHyCLIP): the e
 between ``x`` and ``y`` at the root, instead of their
 ``acos((y_t + c<x,y>_L x_t) / (|x| sqrt((c<x,y>_L)^2 - 1) + eps))``. Their numerator
 cancels near the root, which puts float32 angles 0.3-3 rad off for ``|x| <~ 1e-2`` (where
-entailment drives texts), and their ``+ eps`` costs up to 2e-2 rad even in float64 (issue 17); the
-``atan2`` form is accurate to ~1e-6 rad in float32 for norms 1e-4..1e2 and ``curv``
-1e-2..1e2, gradients included (``tests/test_lorentz.py``). Every method's entailment term
-and the ATMG angle logits go through these functions.
+entailment drives texts), and their ``+ eps`` costs up to 2e-2 rad even in float64 (measured
+in issue 17); the ``atan2`` form is accurate to ~1e-6 rad in float32 for norms 1e-4..1e2 and
+``curv`` 1e-2..1e2, gradients included (``tests/test_lorentz.py``,
+``benchmarks/angle_accuracy.py``). Every method's entailment term and ATMG's angle logits go
+through these functions.
 """
 from __future__ import annotations
 
@@ -421,8 +422,9 @@ def pairwise_exterior_angle(x: Tensor, y: Tensor, *, curv) -> Tensor:
     """All-pairs exterior angle at ``x_i`` towards ``y_j``: (..., B1, n) x (..., B2, n) -> (..., B1, B2).
 
     The ``atan2`` form of :func:`exterior_angle` (no cancellation near the root), arranged as
-    one GEMM of unit vectors and a few elementwise passes. Nearly parallel ``x_i``, ``y_j``
-    are resolved only to the GEMM's rounding (see :func:`_pairwise_cos_sin`).
+    one GEMM of unit vectors and a few elementwise passes. The GEMM's rounding limits nearly
+    parallel pairs: ``sin(theta)`` is floored at ``sqrt(eps)`` (~1e-3 in float32), so angles
+    between ``x_i`` and ``y_j`` below that are not resolved (the paired form resolves them).
     """
     xb, yb, c, lead = _batched(x, y, curv)
     cos, sin, x_norm, y_norm = _pairwise_cos_sin(xb, yb)

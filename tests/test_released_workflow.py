@@ -123,7 +123,7 @@ def test_missing_checkpoint_file_fails_before_any_job(tmp_path):
 
 @pytest.mark.workflow
 @pytest.mark.slow
-def test_released_end_to_end(tmp_path):
+def test_released_end_to_end(tmp_path, monkeypatch):
     """Fake ImageNet/COCO/Flickr/SugarCrepe/HierarCaps files and two random-weight checkpoints."""
     from test_real_data import build_fake_real
 
@@ -137,6 +137,7 @@ def test_released_end_to_end(tmp_path):
     work = tmp_path / "repo"
     shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", ".git", "results", ".snakemake",
                                                               "__pycache__", "*.egg-info"))
+    monkeypatch.setenv("HYPLIB_ROOT", str(work))  # notebooks write under the copy, whatever PYTHONPATH says
     out = _snakemake("--cores", "2", "--configfile", str(config), cwd=work, timeout=1500)
     assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
     md = (work / "results/tables/released.md").read_text()

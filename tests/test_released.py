@@ -239,3 +239,13 @@ def test_vit_s_full_size_parity(tmp_path, kind, name):
         _close(model.text_features(tokens), tfeats)
         _close(model.encode_text(tokens), ref_lift(state, tfeats, "text", kind))
     assert load_s < 120
+
+
+class _Pickled:
+    """Stands for a Python object in a checkpoint (the released files hold none)."""
+
+
+def test_python_objects_are_refused_not_unpickled(tmp_path):
+    torch.save({"model": fake_state("clip", **SMALL), "iteration": _Pickled()}, tmp_path / "clip_vit_s.pth")
+    with pytest.raises(ReleasedLayoutError, match="refused to unpickle"):
+        load_released(tmp_path / "clip_vit_s.pth")

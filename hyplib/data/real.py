@@ -110,8 +110,10 @@ CHAINS_UNAVAILABLE = ("needs whole -> part -> sub-part image crops and adjective
 SHARD_FOLDERS = {"train_shards": "train", "grit_shards": "grit"}
 
 
-def resolve_data_paths(root, paths: dict) -> dict[str, list[Path]]:
+def resolve_data_paths(root, paths: dict, *, required=REQUIRED) -> dict[str, list[Path]]:
     """Check and resolve ``data.paths`` under ``root``: key -> list of paths (one unless shards).
+
+    ``required``: keys that must be set (``()`` for evaluation-only data, e.g. released checkpoints).
 
     Raises:
         ValueError: an unknown key, a required key (``train_shards``) not set, or a key set
@@ -126,7 +128,7 @@ def resolve_data_paths(root, paths: dict) -> dict[str, list[Path]]:
     out: dict[str, list[Path]] = {}
     for key in sorted(paths):
         out[key] = _resolve_one(key, Path(root) / str(paths[key]))
-    for key in REQUIRED:
+    for key in required:
         if key not in out:
             raise ValueError(f"config key data.paths.{key}: not set ({PATHS[key].help})")
     for key in sorted(out):
@@ -322,7 +324,7 @@ def _read_benchmark(name: str, resolved: dict, image_size: int, progress: bool) 
 
 
 def prepare_real(out_dir, *, root=".", paths: dict, image_size: int = 224, seed: int = 0, workers: int = 1,
-                 verify_shards: bool = True, progress: bool = True) -> dict:
+                 verify_shards: bool = True, progress: bool = True, required=REQUIRED) -> dict:
     """Link the training shards, read every benchmark the files provide, write ``manifest.json``.
 
     Args:
@@ -335,13 +337,14 @@ def prepare_real(out_dir, *, root=".", paths: dict, image_size: int = 224, seed:
         workers: processes verifying shards in parallel.
         verify_shards: decode every training record (slow on millions; False only indexes).
         progress: tqdm bars.
+        required: ``data.paths`` keys that must be set (``()``: benchmarks only, no training shards).
 
     Returns:
         The manifest (also written to ``out_dir/manifest.json``).
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
-    resolved = resolve_data_paths(root, paths)
+    resolved = resolve_data_paths(root, paths, required=required)
     clear_prepared(out, keep=[p for ps in resolved.values() for p in ps])
     manifest: dict = {"source": "real", "seed": int(seed), "benchmarks": {}, "benchmark_sources": {},
                       "unavailable": {}, "skipped": {},
@@ -390,7 +393,7 @@ def _save(out: Path, name: str, bench: dict, manifest: dict) -> None:
 
 def _finish(manifest: dict, out: Path, t0: float) -> None:
     elapsed = time.perf_counter() - t0
-    n = (manifest["train"]["images"] + manifest.get("grit", {}).get("images", 0)
+    n = (manifest.get("train", {}).get("images", 0) + manifest.get("grit", {}).get("images", 0)
          + sum(manifest["benchmarks"].values()))
     manifest["seconds"] = round(elapsed, 2)
     manifest["images_per_second"] = round(n / max(elapsed, 1e-9), 1)  # 1e-9: avoid /0 on tiny runs

@@ -34,3 +34,30 @@ def test_tiny_curriculum_run_prints_zero_shot_and_probe(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "look-alikes first" in out and out.count("zero-shot") == 4
     assert "linear probe " in out and "(chance 0.033)" in out
+
+
+import recipe_study  # noqa: E402
+
+
+def test_recipe_captions_are_the_generators_wording(tmp_path):
+    import numpy as np
+    generate_all(tmp_path, GenConfig.preset("quick", n_train=64, shard_size=32), progress=False, benchmarks=())
+    images, metas = recipe_study.load_pool(str(tmp_path / "train"), str(tmp_path / "pool.npz"))
+    again, _ = recipe_study.load_pool("unused: read from the cache", str(tmp_path / "pool.npz"))
+    assert images.shape == (64, 32, 32, 3) and (again == images).all()
+    rng = np.random.default_rng(0)
+    assert all(recipe_study.caption(m, rng, 1.0, 1.0) == m["caption"] for m in metas)
+    for m in metas:
+        plain = recipe_study.caption(m, rng, 0.0, 0.0)
+        assert not set(plain.split()) & set(colours()) and not plain.endswith(BACKGROUNDS[m["background"]])
+        assert all(o["label"] in plain for o in m["objects"])
+
+
+def test_tiny_recipe_run_with_the_resnet_tower(tmp_path, capsys):
+    generate_all(tmp_path, GenConfig.preset("quick", n_train=64, shard_size=32, zeroshot_per_class=5),
+                 progress=False, benchmarks=("zeroshot",))
+    assert recipe_study.main(["--steps", "4", "--batch", "16", "--tower", "resnet", "--resnet-width", "8",
+                              "--colour", "0.5", "--train", str(tmp_path / "train"), "--cache", "",
+                              "--bench", str(tmp_path / "bench")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("zero-shot") == 4 and '"tower": "resnet"' in out and '"colour": 0.5' in out

@@ -153,11 +153,12 @@ class _PairwiseProductDist(torch.autograd.Function):
             elif how == "linf":
                 w = w * (d == out[sl])
             gc_terms[i, 0] += torch.dot(w.reshape(-1), d.reshape(-1))
-            ga = r.mul_(w).mul_(inv_sqrt_c[i])                             # dL/da
+            ga = r.mul_(w)                                                 # dL/da * sqrt(c)
             if mask is not None:
                 ga.masked_fill_(mask, 0.0)
-            g_rows = torch.mm(ga, yb[i])                                   # [G y, G y_t, 0...]
-            g_cols[i].addmm_(xa[i, sl].t(), ga)
+            # 1/sqrt(c) applied to the (small) contractions rather than to the chunk.
+            g_rows = torch.mm(ga, yb[i]).mul_(inv_sqrt_c[i])               # [G y, G y_t, 0...]
+            g_cols[i].addmm_(xa[i, sl].t(), ga, alpha=inv_sqrt_c[i])
             gy_r, gyt_r = g_rows[:, :dim], g_rows[:, dim]
             xs, xts = x[i, sl], xt[i, sl]
             gc_terms[i, 1] += c_list[i] * (xts @ gyt_r - (xs * gy_r).sum())

@@ -98,6 +98,8 @@ def test_every_notebook_has_one_parameters_cell_without_outputs():
                 assert not cell.get("outputs") and cell.get("execution_count") is None, path.name
 
 
+@pytest.mark.workflow
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["quick", "default", "paper"])
 def test_dry_run(config, tmp_path):
     # --forceall: plan every job even where a checkout already holds up-to-date results.

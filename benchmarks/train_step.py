@@ -108,7 +108,7 @@ def report(title: str, rates: dict[str, tuple[float, float]], target: float) -> 
         enc = 2 if method_for(name).uses_boxes else 1
         ref = baseline(name)
         vs_base = best / rates[ref][0] if ref in rates else float("nan")
-        verdict = "ok" if vs_base >= target else "MISS"
+        verdict = "(baseline)" if name in ("clip", CLIP_BOXES) else "ok" if vs_base >= target else "MISS"
         lines.append(f"{name:<12}{best:>9.3f}{median:>9.3f}{best / rates['clip'][0]:>8.2f}x{enc:>8}x"
                      f"{ref:>12}{vs_base:>11.2f}x {verdict}")
     lines.append(f"target: steps/s >= {target:g} x the baseline's (same encodes per step)")

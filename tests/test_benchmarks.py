@@ -41,6 +41,7 @@ def test_train_step_baselines_and_report():
     rates = {"clip": (10.0, 9.0), "clip+boxes": (5.0, 5.0), "meru": (8.0, 8.0), "argent": (4.0, 4.0)}
     rows = {line.split()[0]: line.split() for line in train_step.report("t", rates, 0.85)[2:-1]}
     assert rows["meru"][-2:] == ["0.80x", "MISS"]           # 8 / 10 steps/s of CLIP
+    assert rows["clip+boxes"][-2:] == ["0.50x", "(baseline)"]
     assert rows["argent"][-2:] == ["0.80x", "MISS"]         # 4 / 5 of CLIP with boxes
     rates["argent"] = (4.5, 4.5)
     rows = {line.split()[0]: line.split() for line in train_step.report("t", rates, 0.85)[2:-1]}

@@ -67,6 +67,7 @@ def test_gpu_without_cuda_exits_with_a_message(capsys):
     assert "no CUDA device" in err and "--device cpu --tiny" in err
 
 
+@pytest.mark.slow
 def test_gpu_cpu_smoke_run_prints_every_row(capsys):
     gpu = _load("gpu")
     assert gpu.main(["--device", "cpu", "--tiny", "--precision", "fp32", "--batch", "4", "--steps", "1",

@@ -33,6 +33,7 @@ def test_uniform_random_predictor_sanity():
     assert jac.mean() == pytest.approx(0.31, abs=0.005)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/usr/share/wordnet/data.noun").is_file(), reason="WordNet (wordnet-base) not installed")
 def test_rebuild_matches_committed(tmp_path):
     import importlib.util

@@ -126,6 +126,8 @@ def test_dry_run(config, tmp_path):
     assert "train" in out.stdout and "figure" in out.stdout
 
 
+@pytest.mark.workflow
+@pytest.mark.slow
 def test_invalid_config_fails_before_any_job(tmp_path):
     cfg = _config("quick")
     cfg["studies"]["curvature"]["curvatures"] = [0.1, -2.0]

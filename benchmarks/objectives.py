@@ -11,6 +11,12 @@ CLIP's whole objective. For PHyCLIP it also times one ``log`` pass over its per-
 distances (3 matrices x k x B x B entries): a floor no implementation of the product-distance
 logits can go under, since each entry needs at least one logarithm.
 
+Targets (issue 18), each checked within this one run and printed as ok/MISS:
+
+* every method's objective time per GEMM FLOP within ``--per-flop-target`` (1.5) x CLIP's, i.e.
+  ``(time / time_clip) / (flops / flops_clip) <= 1.5``;
+* PHyCLIP's forward + backward within ``--floor-target`` (2) x its log-pass floor.
+
 Usage: ``OMP_NUM_THREADS=1 python benchmarks/objectives.py [--batch 1024] [--reps 5]``
 """
 from __future__ import annotations
@@ -71,12 +77,14 @@ def log_floor(entries: int, reps: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--reps", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument("--per-flop-target", type=float, default=1.5)
+    parser.add_argument("--floor-target", type=float, default=2.0)
+    args = parser.parse_args(argv)
     entries = [(n, {}) for n in methods.names()] + [("atmg", {"variant": "code"})]
     print(f"objective forward+backward, batch {args.batch}, embed {args.dim} (phyclip 64x8), "
           f"CPU threads {torch.get_num_threads()}, median of {args.reps}")
@@ -88,14 +96,26 @@ def main() -> None:
         results[label] = time_objective(method, emb, args.reps)
         flops[label] = gemm_flops(method, emb)
     base = results["clip"]
-    print(f"{'method':<12}{'ms':>10}{'x clip':>9}{'GEMM GFLOP':>12}{'x clip':>9}")
-    for label, seconds in results.items():
-        print(f"{label:<12}{1000 * seconds:>10.1f}{seconds / base:>9.2f}"
-              f"{flops[label] / 1e9:>12.2f}{flops[label] / flops['clip']:>9.2f}")
     k = methods.get("phyclip").defaults["k"]
     floor = log_floor(3 * k * args.batch * args.batch, args.reps)
+    for line in table(results, flops, args.per_flop_target):
+        print(line)
+    ratio = results["phyclip"] / floor
     print(f"phyclip floor: one log pass over 3 x ({k}, {args.batch}, {args.batch}) per-factor distances "
-          f"= {1000 * floor:.1f} ms = {floor / base:.2f}x clip")
+          f"= {1000 * floor:.1f} ms = {floor / base:.2f}x clip; phyclip = {ratio:.2f}x its floor "
+          f"(target <= {args.floor_target:g}: {'ok' if ratio <= args.floor_target else 'MISS'})")
+
+
+def table(seconds: dict[str, float], flops: dict[str, int], target: float) -> list[str]:
+    """Rows of time and GEMM FLOPs as ratios to CLIP's, and time per FLOP against ``target``."""
+    lines = [f"{'method':<12}{'ms':>10}{'x clip':>9}{'GEMM GFLOP':>12}{'x clip':>9}{'time/FLOP x clip':>18}"]
+    for label, t in seconds.items():
+        per_flop = (t / seconds["clip"]) / (flops[label] / flops["clip"])
+        verdict = "ok" if per_flop <= target else "MISS"
+        lines.append(f"{label:<12}{1000 * t:>10.1f}{t / seconds['clip']:>9.2f}{flops[label] / 1e9:>12.2f}"
+                     f"{flops[label] / flops['clip']:>9.2f}{per_flop:>13.2f} {verdict:<4}")
+    lines.append(f"target: time per GEMM FLOP <= {target:g} x clip's for every method")
+    return lines
 
 
 if __name__ == "__main__":

@@ -103,6 +103,7 @@ def test_boxes_inside_images_and_json_fields(world):
     assert n == QUICK.n_train
 
 
+@pytest.mark.slow
 def test_look_alike_blocks_differ_only_in_shape(tmp_path):
     cfg = GenConfig.preset("quick", n_train=256, group_size=16, look_alike_blocks=0.5)
     manifest = generate_all(tmp_path, cfg, progress=False, benchmarks=())

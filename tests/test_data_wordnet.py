@@ -104,6 +104,7 @@ def test_build_refuses_other_edges(tmp_path):
         _build_script().main(["--isa", str(isa), "--out", str(tmp_path / "t.json")])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/usr/share/wordnet/data.noun").is_file(), reason="WordNet (wordnet-base) not installed")
 def test_rebuild_matches_committed(tmp_path):
     mod = _build_script()

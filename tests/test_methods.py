@@ -535,7 +535,7 @@ def test_free_embeddings_train(name):
 
 
 @pytest.mark.parametrize("how", ["l1", "l2", "linf"])
-@pytest.mark.parametrize("chunk", [1, 40, None])
+@pytest.mark.parametrize("chunk", [1, 18, 40, None])
 def test_fused_product_distance_matches_product_module(how, chunk):
     """Same values and gradients as product.pairwise_dist, coincident points (clamped) included."""
     from hyplib import product
@@ -555,6 +555,24 @@ def test_fused_product_distance_matches_product_module(how, chunk):
     small = [t.detach()[:3, :2, :2].clone().requires_grad_() for t in (x, y)] + [c.detach()[:2].clone().requires_grad_()]
     assert torch.autograd.gradcheck(lambda a, b, cc: pairwise_product_dist(a, b, curv=cc, how=how, chunk_elements=chunk),
                                     small)
+
+
+def test_fused_product_distance_linf_splits_ties_like_amax():
+    """Equal curvatures and coincident points: every factor ties at the floor on the diagonal."""
+    from hyplib import product
+    from hyplib.methods.fused import pairwise_product_dist
+
+    g = torch.Generator().manual_seed(3)
+    x = (0.5 * torch.randn(3, 2, 2, generator=g, dtype=F64)).requires_grad_()
+    y = torch.cat([x.detach(), x.detach().flip(1)]).requires_grad_()  # y[3:] swaps the factors: ties off-diagonal
+    c = torch.tensor([1.0, 1.0], dtype=F64, requires_grad=True)
+    weights = torch.randn(3, 6, generator=g, dtype=F64)
+    ref = product.pairwise_dist(x, y, curv=c, how="linf")
+    out = pairwise_product_dist(x, y, curv=c, how="linf", chunk_elements=6)
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
+    for a, b in zip(torch.autograd.grad((ref * weights).sum(), (x, y, c)),
+                    torch.autograd.grad((out * weights).sum(), (x, y, c))):
+        torch.testing.assert_close(b, a, atol=1e-9, rtol=1e-9)
 
 
 def test_phyclip_fused_and_reference_losses_agree():

@@ -202,6 +202,7 @@ def test_autocast_lifts_in_float32():
     assert out["loss"].dtype == torch.float32 and torch.isfinite(out["loss"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", methods.names() + ["atmg:code"])
 def test_tiny_model_trains(name):
     """50 AdamW steps on one random batch through the full model: the loss falls."""

@@ -26,6 +26,7 @@ def test_blocks_are_flagged_look_alikes_or_mixed():
             assert len(colour) > 1 or len(ground) > 1
 
 
+@pytest.mark.slow
 def test_tiny_curriculum_run_prints_zero_shot_and_probe(tmp_path, capsys):
     generate_all(tmp_path, GenConfig.preset("quick", zeroshot_per_class=5), progress=False,
                  benchmarks=("zeroshot",))

@@ -22,6 +22,7 @@ def shards(tmp_path_factory):
     return str(out / "train")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", methods.names())
 def test_loss_falls_and_final_checkpoint_loads(tmp_path, shards, name):
     steps = 30

@@ -98,6 +98,8 @@ def test_every_notebook_has_one_parameters_cell_without_outputs():
                 assert not cell.get("outputs") and cell.get("execution_count") is None, path.name
 
 
+@pytest.mark.workflow
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["quick", "default", "paper"])
 def test_dry_run(config, tmp_path):
     # --forceall: plan every job even where a checkout already holds up-to-date results.
@@ -131,6 +133,8 @@ def test_dry_run(config, tmp_path):
     assert int(counts["train"]) == len(wf.plan_runs(_config(config)))
 
 
+@pytest.mark.workflow
+@pytest.mark.slow
 def test_results_dir_keeps_two_datasets_apart(tmp_path):
     """results_dir moves every output of the plan and of the rules under it."""
     cfg = _config("quick")
@@ -150,6 +154,8 @@ def test_results_dir_keeps_two_datasets_apart(tmp_path):
     assert "results/train/" not in out.stdout and "results/data/" not in out.stdout
 
 
+@pytest.mark.workflow
+@pytest.mark.slow
 def test_invalid_config_fails_before_any_job(tmp_path):
     cfg = _config("quick")
     cfg["studies"]["curvature"]["curvatures"] = [0.1, -2.0]

@@ -1,0 +1,79 @@
+"""The benchmark scripts' logic: target tables on hand-made numbers, and gpu.py's CPU smoke path."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_objectives_table_divides_time_ratio_by_flop_ratio():
+    objectives = _load("objectives")
+    seconds = {"clip": 1.0, "hycoclip": 3.6, "phyclip": 20.0}
+    flops = {"clip": 100, "hycoclip": 300, "phyclip": 325}
+    rows = {line.split()[0]: line.split() for line in objectives.table(seconds, flops, 1.5)[1:-1]}
+    assert rows["hycoclip"][-2:] == ["1.20", "ok"]        # 3.6 / 3.0
+    assert rows["phyclip"][-2:] == [f"{20 / 3.25:.2f}", "MISS"]
+    assert rows["clip"][-2:] == ["1.00", "ok"]
+
+
+def test_train_step_baselines_and_report():
+    train_step = _load("train_step")
+    assert train_step.bench_labels(["meru", "phyclip"]) == ["clip", "clip+boxes", "meru", "phyclip"]
+    assert train_step.bench_labels(["clip", "meru"]) == ["clip", "meru"]
+    assert [train_step.baseline(n) for n in ("clip", "clip+boxes", "meru", "argent")] == [
+        "clip", "clip", "clip", "clip+boxes"]
+    rates = {"clip": (10.0, 9.0), "clip+boxes": (5.0, 5.0), "meru": (8.0, 8.0), "argent": (4.0, 4.0)}
+    rows = {line.split()[0]: line.split() for line in train_step.report("t", rates, 0.85)[2:-1]}
+    assert rows["meru"][-2:] == ["0.80x", "MISS"]           # 8 / 10 steps/s of CLIP
+    assert rows["clip+boxes"][-2:] == ["0.50x", "(baseline)"]
+    assert rows["argent"][-2:] == ["0.80x", "MISS"]         # 4 / 5 of CLIP with boxes
+    rates["argent"] = (4.5, 4.5)
+    rows = {line.split()[0]: line.split() for line in train_step.report("t", rates, 0.85)[2:-1]}
+    assert rows["argent"][-2:] == ["0.90x", "ok"]
+
+
+def test_gpu_table_overheads_against_the_right_baseline():
+    gpu = _load("gpu")
+    steps = {"clip": (0.100, 2 ** 30), "clip+boxes": (0.200, 2 ** 31), "meru": (0.104, 2 ** 30),
+             "atmg": (0.106, 2 ** 30), "hycoclip": (0.220, 2 ** 31), "phyclip": (0.240, 2 ** 31)}
+    rows = {line.split()[0]: line.split() for line in gpu.build_table(steps)[1:]}
+    assert rows["meru"][-4:] == ["clip", "+4.0%", "5%", "ok"]
+    assert rows["atmg"][-4:] == ["clip", "+6.0%", "5%", "MISS"]
+    assert rows["hycoclip"][-4:] == ["clip+boxes", "+10.0%", "15%", "ok"]
+    assert rows["phyclip"][-4:] == ["clip+boxes", "+20.0%", "15%", "MISS"]
+    assert rows["clip+boxes"][1:3] == ["200.0", "2.00"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given when CUDA is absent")
+def test_gpu_without_cuda_exits_with_a_message(capsys):
+    assert _load("gpu").main([]) == 2
+    err = capsys.readouterr().err
+    assert "no CUDA device" in err and "--device cpu --tiny" in err
+
+
+@pytest.mark.slow
+def test_gpu_cpu_smoke_run_prints_every_row(capsys):
+    gpu = _load("gpu")
+    assert gpu.main(["--device", "cpu", "--tiny", "--precision", "fp32", "--batch", "4", "--steps", "1",
+                     "--methods", "meru", "hycoclip", "--loss-batch", "8"]) == 0
+    out = capsys.readouterr().out
+    labels = [line.split()[0] for line in out.splitlines()[2:-1]]
+    assert labels == ["clip", "clip+boxes", "meru", "hycoclip"]
+    loss = float(out.splitlines()[-1].split("loss ")[1].split(",")[0])
+    assert loss > 0 and torch.isfinite(torch.tensor(loss))

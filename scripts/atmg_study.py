@@ -55,6 +55,10 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
     "code-cfix1": ("atmg", {"variant": "code", "curv_init": 1.0}, "code loss, c = 1 fixed"),
     "code-c1": ("atmg", {"variant": "code", "curv_init": 1.0, "learn_curv": True}, "code loss, c0 = 1 learnt"),
     "code-c0.1": ("atmg", {"variant": "code", "learn_curv": True}, "code loss, c0 = 0.1 learnt"),
+    # both directions plus the centroid term
+    "code-cent": ("atmg", {"variant": "code", "centroid_weight": 1.0}, "code loss + centroid (r=1/2, w=1), c = 0.1 fixed"),
+    "code-c1-cent": ("atmg", {"variant": "code", "centroid_weight": 1.0, "curv_init": 1.0, "learn_curv": True},
+                     "code loss + centroid (r=1/2, w=1), c0 = 1 learnt"),
     # logit scale on the angle logits
     "code-s14fix": ("atmg", {"variant": "code", "learn_logit_scale": False}, "code loss, scale fixed at 1/0.07"),
     "code-s1fix": ("atmg", {"variant": "code", "logit_scale_init": 1.0, "learn_logit_scale": False},

@@ -303,6 +303,21 @@ def test_atmg_code_logits_are_angles():
     assert "centroid" not in out["logs"]
 
 
+def test_atmg_code_with_centroid_adds_the_regulariser():
+    emb = hand_batch(box=False, B=5, seed=9, curv=1.0)
+    plain = methods.get("atmg", variant="code").loss(emb)
+    out = methods.get("atmg", variant="code", centroid_weight=0.5, radius_text=0.5, radius_image=1.5).loss(emb)
+
+    def d0_midpoint(x):  # distance to the root of the hyperboloid projection of the summed full vectors
+        X = full(x, 1.0).sum(0)
+        return math.asinh(float((X[1:] / torch.sqrt(-mink(X, X))).norm()))
+
+    ref = abs(d0_midpoint(emb.text) - 0.5) + abs(d0_midpoint(emb.image) - 1.5)
+    close(out["logs"]["centroid"], ref)
+    close(out["logs"]["contrastive"], float(plain["loss"]))
+    close(out["loss"], float(plain["loss"]) + 0.5 * ref)
+
+
 def test_atmg_similarity_direction():
     emb = hand_batch(box=False, B=4, seed=7, curv=0.1)
     c = float(emb.curv)

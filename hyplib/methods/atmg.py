@@ -78,14 +78,23 @@ def _loss_code(method: "ATMG", emb: Embeddings) -> dict:
     """Code variant.
 
     .. math:: L = \\tfrac12[CE(-s\\,\\phi(T_i, I_j)) + CE(s\\,\\phi(I_i, T_j))]
+              + \\lambda L_{centroid}
+
+    The released code has ``lambda = 0``; with ``centroid_weight > 0`` the paper's centroid
+    term is added to the code's two directions.
     """
     logits = angle_logits(emb)
     text_image = diagonal_ce(emb.logit_scale * logits["text_image"])
     # image_text is a transposed view: its CE runs down the columns of a contiguous matrix.
     image_text = diagonal_ce(emb.logit_scale * logits["image_text"])
-    loss = 0.5 * (text_image + image_text)
-    return {"loss": loss, "logs": log_terms(contrastive_text_image=text_image,
-                                             contrastive_image_text=image_text, contrastive=loss)}
+    contrastive = 0.5 * (text_image + image_text)
+    terms = {"contrastive_text_image": text_image, "contrastive_image_text": image_text, "contrastive": contrastive}
+    loss = contrastive
+    if method.defaults["centroid_weight"]:
+        centroid = centroid_regulariser(emb, method.defaults["radius_text"], method.defaults["radius_image"])
+        loss = loss + method.defaults["centroid_weight"] * centroid
+        terms["centroid"] = centroid
+    return {"loss": loss, "logs": log_terms(**terms)}
 
 
 def _similarity_paper(image: Tensor, text: Tensor, curv) -> Tensor:

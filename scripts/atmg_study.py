@@ -56,6 +56,10 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
     "code-c1": ("atmg", {"variant": "code", "curv_init": 1.0, "learn_curv": True}, "code loss, c0 = 1 learnt"),
     "code-c0.1": ("atmg", {"variant": "code", "learn_curv": True}, "code loss, c0 = 0.1 learnt"),
     # both directions plus the centroid term
+    "paper-both": ("atmg", {"variant": "paper", "directions": "both"},
+                   "paper loss with the second term I->T over the same angles -phi(T, I)"),
+    "paper-both-nocent": ("atmg", {"variant": "paper", "directions": "both", "centroid_weight": 0.0},
+                          "paper-both without the centroid term"),
     "code-cent": ("atmg", {"variant": "code", "centroid_weight": 1.0}, "code loss + centroid (r=1/2, w=1), c = 0.1 fixed"),
     "code-c1-cent": ("atmg", {"variant": "code", "centroid_weight": 1.0, "curv_init": 1.0, "learn_curv": True},
                      "code loss + centroid (r=1/2, w=1), c0 = 1 learnt"),

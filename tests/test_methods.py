@@ -355,6 +355,20 @@ def test_atmg_paper_terms_equal_and_centroid():
         methods.get("atmg", radius_text=2.0, radius_image=1.0)
 
 
+def test_atmg_paper_both_directions():
+    emb = hand_batch(box=False, B=4, seed=10, curv=1.0)
+    s = float(emb.logit_scale)
+    neg_alpha = torch.tensor([[-float(ref_angle(emb.text[i], emb.image[j], 1.0)) for j in range(4)]
+                              for i in range(4)], dtype=F64)
+    out = methods.get("atmg", variant="paper", directions="both", centroid_weight=0.0).loss(emb)
+    close(out["logs"]["contrastive_text_image_neg_alpha"], ref_ce(s * neg_alpha))
+    close(out["logs"]["contrastive_image_text"], ref_ce(s * neg_alpha.t()))
+    close(out["loss"], ref_ce(s * neg_alpha) + ref_ce(s * neg_alpha.t()))
+    assert "contrastive_text_image_beta" not in out["logs"]
+    with pytest.raises(ValueError, match=r"directions='sideways'.*text_image.*both"):
+        methods.get("atmg", directions="sideways")
+
+
 # ----------------------------------------------------------------------------- ARGENT
 def test_argent_weight_zero_for_identical_and_grows():
     x = torch.randn(7, 5, generator=torch.Generator().manual_seed(0)) * 0.5

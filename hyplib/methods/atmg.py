@@ -60,18 +60,23 @@ def _loss_paper(method: "ATMG", emb: Embeddings) -> dict:
     .. math:: L = L^{T\\to I}(-\\alpha) + L^{T\\to I}(\\beta) + \\lambda L_{centroid},\\quad
               \\alpha = \\phi(T, I),\\ \\beta = \\pi - \\alpha
 
-    Taken literally the two contrastive terms are equal: ``beta`` differs from ``-alpha`` by the
-    constant ``pi`` in every logit of a row, which softmax ignores. We implement them literally
-    (both logged) rather than guess at another reading.
+    Taken literally (``directions="text_image"``) the two contrastive terms are equal: ``beta``
+    differs from ``-alpha`` by the constant ``pi`` in every logit of a row, which softmax
+    ignores; both are then logged. ``directions="both"`` replaces the second term by the
+    image->text cross-entropy over the same angles, ``L^{I\\to T}(-\\alpha)`` (softmax over the
+    texts of the column), so both retrieval directions are trained as in CLIP and MERU.
     """
     s = emb.logit_scale
     alpha = lorentz.pairwise_exterior_angle(emb.text, emb.image, curv=emb.curv)  # (B_txt, B_img)
     neg_alpha = diagonal_ce(s * -alpha)
-    beta = diagonal_ce(s * (math.pi - alpha))
+    if method.defaults["directions"] == "both":
+        second = {"contrastive_image_text": diagonal_ce((s * -alpha).t())}
+    else:
+        second = {"contrastive_text_image_beta": diagonal_ce(s * (math.pi - alpha))}
     centroid = centroid_regulariser(emb, method.defaults["radius_text"], method.defaults["radius_image"])
-    loss = neg_alpha + beta + method.defaults["centroid_weight"] * centroid
-    return {"loss": loss, "logs": log_terms(contrastive_text_image_neg_alpha=neg_alpha,
-                                             contrastive_text_image_beta=beta, centroid=centroid)}
+    loss = neg_alpha + next(iter(second.values())) + method.defaults["centroid_weight"] * centroid
+    return {"loss": loss, "logs": log_terms(contrastive_text_image_neg_alpha=neg_alpha, **second,
+                                             centroid=centroid)}
 
 
 def _loss_code(method: "ATMG", emb: Embeddings) -> dict:
@@ -129,14 +134,21 @@ class ATMG(Method):
         "centroid_weight": 1.0,
         "radius_text": 1.0,
         "radius_image": 2.0,
+        "directions": "text_image",
     }
     VARIANTS = {
         "paper": {},
         "code": {"curv_init": 0.1, "learn_curv": False, "centroid_weight": 0.0},
     }
 
+    #: Values of ``directions`` (paper variant): the literal T->I pair, or T->I plus I->T.
+    DIRECTIONS = ("text_image", "both")
+
     def _validate(self) -> None:
         super()._validate()
+        if self.defaults["directions"] not in self.DIRECTIONS:
+            raise ValueError(f"atmg: directions={self.defaults['directions']!r} unknown; "
+                             f"choose one of {list(self.DIRECTIONS)}")
         if not self.defaults["radius_text"] < self.defaults["radius_image"]:
             raise ValueError(
                 f"atmg: need radius_text < radius_image, got {self.defaults['radius_text']} "

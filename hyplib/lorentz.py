@@ -17,6 +17,17 @@ Conventions (every function here follows them):
   off inside these functions, so the hyperbolic arithmetic never runs in half precision.
 * Small constants come from :func:`eps_for`, chosen per dtype: a fixed ``1e-8`` vanishes next
   to 1 in float32, which would put the clamps exactly on the singular points.
+
+Where this departs from the authors' code (MERU, HyCoCLIP, ATMG, PHyCLIP): the exterior angle
+(:func:`exterior_angle` and its pairwise forms) is the same function, but evaluated as
+``atan2(sin(theta), sqrt(c) (x_t cos(theta) - |x| y_t / |y|))`` with ``theta`` the angle
+between ``x`` and ``y`` at the root, instead of their
+``acos((y_t + c<x,y>_L x_t) / (|x| sqrt((c<x,y>_L)^2 - 1) + eps))``. Their numerator
+cancels near the root, which puts float32 angles 0.3-3 rad off for ``|x| <~ 1e-2`` (where
+entailment drives texts), and their ``+ eps`` costs up to 2e-2 rad even in float64 (issue 17); the
+``atan2`` form is accurate to ~1e-6 rad in float32 for norms 1e-4..1e2 and ``curv``
+1e-2..1e2, gradients included (``tests/test_lorentz.py``). Every method's entailment term
+and the ATMG angle logits go through these functions.
 """
 from __future__ import annotations
 
@@ -318,15 +329,22 @@ def half_aperture(x: Tensor, *, curv, min_radius: float = 0.1) -> Tensor:
     return torch.asin(torch.clamp(ratio, min=-1.0 + eps, max=1.0 - eps))
 
 
-def _exterior_angle_from(prod: Tensor, xt: Tensor, yt: Tensor, x_norm: Tensor, curv) -> Tensor:
-    eps = eps_for(prod.dtype)
-    c_prod = curv * prod
-    numerator = yt + c_prod * xt
-    # (c<x,y>)^2 - 1 >= 0 on the manifold; rounding and coincident points make it ~0 or
-    # negative, so floor it before the sqrt (whose gradient at 0 is infinite).
-    denominator = x_norm * torch.sqrt(torch.clamp(c_prod * c_prod - 1.0, min=eps))
-    # Keep acos's argument off +-1, where its gradient is infinite.
-    return torch.acos(torch.clamp(numerator / denominator, min=-1.0 + eps, max=1.0 - eps))
+def _floored_sqrt(sq: Tensor, floor: float) -> Tensor:
+    # sqrt's gradient is infinite at 0; callers floor a square that is >= 0 in exact arithmetic
+    # but rounds to 0 or tiny negatives (parallel vectors, coincident points).
+    return torch.sqrt(torch.clamp(sq, min=floor))
+
+
+def _atan2_apart(sin: Tensor, sin_sq: Tensor, cos_part: Tensor, resolution: float) -> Tensor:
+    """``atan2(sin, cos_part)``, with ``pi/2`` and no gradient where the pair coincides.
+
+    ``sin^2 + cos_part^2`` is ``(sinh(sqrt(c) d(x, y)) / (sqrt(c) |y|))^2``; at or below
+    ``resolution`` (squared units) the points cannot be told apart, the angle is undefined and
+    its gradient (~1 / distance) would be arbitrary and huge, so it is cut there. ``pi/2`` is
+    what the arccos form returns for coincident points.
+    """
+    coincident = torch.addcmul(sin_sq, cos_part, cos_part) <= resolution
+    return torch.atan2(sin, cos_part.masked_fill(coincident, 0.0))
 
 
 @_full_precision
@@ -335,36 +353,81 @@ def exterior_angle(x: Tensor, y: Tensor, *, curv) -> Tensor:
 
     It is the angle between the geodesic from ``x`` away from the root and the geodesic from
     ``x`` to ``y``; ``y`` lies in ``x``'s entailment cone iff it is <= :func:`half_aperture`.
+    With ``theta`` the Euclidean angle between ``x`` and ``y`` (the triangle's angle at the
+    root), the hyperbolic laws of sines and cosines give
 
     .. math:: \\phi(x, y) = \\arccos\\frac{y_t + c\\langle x,y\\rangle_L x_t}
               {|x|\\sqrt{(c\\langle x,y\\rangle_L)^2 - 1}}
+              = \\operatorname{atan2}\\Big(\\sin\\theta,\\;
+                \\sqrt{c}\\,\\big(x_t\\cos\\theta - |x|\\,y_t/|y|\\big)\\Big)
+
+    (the arccos numerator is ``c |x| |y| (x_t cos(theta) - |x| y_t/|y|)``, its denominator
+    ``|x| sinh(sqrt(c) d(x, y))``, and the law of sines gives
+    ``sin(phi) sinh(sqrt(c) d(x, y)) = sqrt(c) |y| sin(theta)``: both ``atan2`` arguments are
+    ``sin(phi)`` and ``cos(phi)`` times ``sinh(sqrt(c) d(x, y)) / (sqrt(c) |y|) > 0``).
+    The first form is MERU's and the authors'; its numerator cancels in float32 near the
+    root (0.3-3 rad off for ``|x| <~ 1e-2``). This function evaluates the second, with
+    ``sin(theta)`` from the component of ``y`` orthogonal to ``x`` and
+    ``x_t cos(theta) - |x| y_t/|y|`` split into terms that do not cancel (below):
+    float32 agrees with float64 to ~1e-6 rad for norms 1e-4..1e2 and ``curv`` 1e-2..1e2
+    (``tests/test_lorentz.py``). For ``x = 0`` it returns ``pi/2`` (the cone at the root is
+    undefined), for ``y = 0`` ``pi``.
     """
     _check_broadcast(x, y)
     _check_curv(curv)
-    prod = inner(x, y, curv=curv)
-    return _exterior_angle_from(
-        prod, time_component(x, curv=curv), time_component(y, curv=curv), _norm(x), curv
-    )
+    c = _as_tensor(curv, x)
+    eps = eps_for(x.dtype)
+    x_norm, y_norm = _norm(x), _norm(y)
+    x_hat, y_hat = x / x_norm.unsqueeze(-1), y / y_norm.unsqueeze(-1)
+    cos = (x_hat * y_hat).sum(-1)
+    sin_sq = _sq_norm(y_hat - cos.unsqueeze(-1) * x_hat)  # exact for (anti)parallel x, y
+    sin = _floored_sqrt(sin_sq, eps * eps)
+    # 1 - cos(theta) as sin^2 / (1 + cos) where cos > 0 (no cancellation for parallel x, y).
+    one_minus_cos = torch.where(cos > 0, sin_sq / (1.0 + cos.abs()), 1.0 - cos)
+    # x_t = |x| + gap_x and y_t = |y| + gap_y with gap = (1/c) / (x_t + |x|), so that
+    # x_t cos - |x| y_t / |y| = gap_x cos - |x| (1 - cos) - |x| gap_y / |y|.
+    x_t, y_t = torch.sqrt(1.0 / c + x_norm * x_norm), torch.sqrt(1.0 / c + y_norm * y_norm)
+    gap_x, gap_y = 1.0 / (c * (x_t + x_norm)), 1.0 / (c * (y_t + y_norm))
+    cos_part = c.sqrt() * (gap_x * cos - x_norm * (one_minus_cos + gap_y / y_norm))
+    # Every term above is exact to a few eps, so coincidence is resolved to ~eps.
+    return _atan2_apart(sin, sin_sq, cos_part, (4.0 * eps) ** 2)
+
+
+def _pairwise_cos_sin(x: Tensor, y: Tensor):
+    """Cosine and sine of the angle between ``x_i`` and ``y_j`` of (N, B1, n) x (N, B2, n),
+    from one GEMM of unit vectors: (N, B1, B2) each, plus the norms (N, B1, 1), (N, 1, B2).
+    """
+    eps = eps_for(x.dtype)
+    x_norm, y_norm = _norm(x).unsqueeze(-1), _norm(y).unsqueeze(-1)
+    cos = torch.bmm(x / x_norm, (y / y_norm).transpose(-1, -2))
+    # The GEMM's cosines carry a few eps of absolute error, so for (nearly) parallel pairs
+    # 1 - cos^2 is noise below ~eps: floor it there. This bounds the angle's gradient by
+    # ~1/sqrt(eps) at coincident points, where the angle is undefined.
+    sin = _floored_sqrt(torch.addcmul(cos.new_ones(()), cos, cos, value=-1.0), eps)
+    return cos, sin, x_norm, y_norm.transpose(-1, -2)
+
+
+def _angle_at(cos: Tensor, sin: Tensor, norm: Tensor, other_norm: Tensor, c: Tensor) -> Tensor:
+    """``atan2(sin, sqrt(c) (x_t cos - |x| y_t / |y|))`` with ``norm = |x|`` and
+    ``other_norm = |y|`` broadcasting against the (N, B1, B2) ``cos`` and ``sin``."""
+    sqrt_c = c.sqrt()
+    x_t = torch.sqrt(1.0 / c + norm * norm)
+    y_ratio = torch.sqrt(1.0 / c + other_norm * other_norm) / other_norm
+    return torch.atan2(sin, torch.addcmul(-(sqrt_c * norm) * y_ratio, cos, sqrt_c * x_t))
 
 
 @_full_precision
 def pairwise_exterior_angle(x: Tensor, y: Tensor, *, curv) -> Tensor:
     """All-pairs exterior angle at ``x_i`` towards ``y_j``: (..., B1, n) x (..., B2, n) -> (..., B1, B2).
 
-    Same formula as :func:`exterior_angle`, arranged as one GEMM and a few fused passes.
+    The ``atan2`` form of :func:`exterior_angle` (no cancellation near the root), arranged as
+    one GEMM of unit vectors and a few elementwise passes. Nearly parallel ``x_i``, ``y_j``
+    are resolved only to the GEMM's rounding (see :func:`_pairwise_cos_sin`).
     """
-    z, xt, yt, lead = _scaled_neg_pairwise_inner(x, y, curv)
-    eps = eps_for(z.dtype)
-    xb = x.expand(*lead, *x.shape[-2:]).reshape(-1, *x.shape[-2:])
-    x_sq = torch.clamp(_sq_norm(xb), min=eps**2).unsqueeze(-1)  # |x|^2 floored as in _norm
-    numerator = torch.addcmul(yt, z, xt, value=-1.0)  # y_t + c<x,y> x_t
-    # (c<x,y>)^2 - 1 is >= 0 on the manifold but ~0 or negative by rounding at coincident
-    # points; floor it, since rsqrt's gradient is infinite at 0.
-    gap = torch.addcmul(torch.full_like(x_sq, -1.0), z, z).clamp_min_(eps)
-    ratio = numerator * (gap * x_sq).rsqrt()
-    # Keep acos's argument off +-1, where its gradient is infinite.
-    out = torch.acos(ratio.clamp_(-1.0 + eps, 1.0 - eps))
-    return out.reshape(*lead, z.shape[-2], z.shape[-1])
+    xb, yb, c, lead = _batched(x, y, curv)
+    cos, sin, x_norm, y_norm = _pairwise_cos_sin(xb, yb)
+    out = _angle_at(cos, sin, x_norm, y_norm, c)
+    return out.reshape(*lead, out.shape[-2], out.shape[-1])
 
 
 @_full_precision
@@ -374,22 +437,14 @@ def pairwise_exterior_angles(x: Tensor, y: Tensor, *, curv) -> tuple[Tensor, Ten
     Returns ``(at_x, at_y)`` with ``at_x[i, j] = phi(x_i, y_j)`` (as
     :func:`pairwise_exterior_angle`) and ``at_y[i, j] = phi(y_j, x_i)``, i.e.
     ``pairwise_exterior_angle(y, x)`` transposed, but laid out like ``at_x`` so that no
-    transposed copy is made. Both read the same ``-c<x_i, y_j>_L``.
+    transposed copy is made. Both read the same cosines and sines (the angle at the root is
+    shared by the two ends).
     """
-    z, xt, yt, lead = _scaled_neg_pairwise_inner(x, y, curv)
-    eps = eps_for(z.dtype)
-    xb = x.expand(*lead, *x.shape[-2:]).reshape(-1, *x.shape[-2:])
-    yb = y.expand(*lead, *y.shape[-2:]).reshape(-1, *y.shape[-2:])
-    # |x|^2 floored as in _norm: rsqrt's gradient is infinite at 0.
-    x_inv = torch.clamp(_sq_norm(xb), min=eps**2).rsqrt().unsqueeze(-1)                    # (N, B1, 1)
-    y_inv = torch.clamp(_sq_norm(yb), min=eps**2).rsqrt().unsqueeze(-2)                    # (N, 1, B2)
-    # (c<x,y>)^2 - 1 >= 0 on the manifold but ~0 or negative by rounding at coincident
-    # points; floor it, since rsqrt's gradient is infinite at 0.
-    gap = torch.addcmul(torch.full_like(xt, -1.0), z, z).clamp_min(eps).rsqrt()
-    # Keep acos's argument off +-1, where its gradient is infinite.
-    at_x = torch.acos((torch.addcmul(yt, z, xt, value=-1.0) * gap * x_inv).clamp(-1.0 + eps, 1.0 - eps))
-    at_y = torch.acos((torch.addcmul(xt, z, yt, value=-1.0) * gap * y_inv).clamp(-1.0 + eps, 1.0 - eps))
-    shape = (*lead, z.shape[-2], z.shape[-1])
+    xb, yb, c, lead = _batched(x, y, curv)
+    cos, sin, x_norm, y_norm = _pairwise_cos_sin(xb, yb)
+    at_x = _angle_at(cos, sin, x_norm, y_norm, c)
+    at_y = _angle_at(cos, sin, y_norm, x_norm, c)
+    shape = (*lead, cos.shape[-2], cos.shape[-1])
     return at_x.reshape(shape), at_y.reshape(shape)
 
 

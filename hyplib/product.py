@@ -120,6 +120,8 @@ def pairwise_inner_sum(x: Tensor, y: Tensor, *, curv) -> Tensor:
     Two matmuls (flat space parts, then the (B, k) time parts); no (B1, B2, k) buffer.
     """
     _factor_major(x, y)
+    # Half-precision products of coordinates overflow float16 beyond norms of ~250.
+    x, y = (t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in (x, y))
     c = factor_curv(curv, x.shape[1], x)
     xt = lorentz.time_component(x, curv=c)
     yt = lorentz.time_component(y, curv=c)

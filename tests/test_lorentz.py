@@ -244,3 +244,101 @@ def test_pairwise_dist_gradients_match_autograd_formula():
     got = torch.autograd.grad((w * L.pairwise_dist(x, y, curv=curv)).sum(), (x, y, curv))
     for e, a in zip(expected, got):
         torch.testing.assert_close(a, e, rtol=1e-9, atol=1e-10)
+
+
+def _grid_pairs(dtype=torch.float32, per_cell=16, seed=0):
+    """(c, x, y) over |x|, |y| in 1e-4..1e2 (13 log steps each) and c in 1e-2..1e2 (5 steps):
+    ``per_cell`` random direction pairs in 8-D per cell, rounded to ``dtype``."""
+    g = torch.Generator().manual_seed(seed)
+    norms = torch.logspace(-4, 2, 13, dtype=torch.float64)
+    a, b = (t.reshape(-1, 1, 1) for t in torch.meshgrid(norms, norms, indexing="ij"))
+    dx = torch.randn(a.shape[0], per_cell, 8, generator=g, dtype=torch.float64)
+    dy = torch.randn(a.shape[0], per_cell, 8, generator=g, dtype=torch.float64)
+    x = (a * dx / dx.norm(dim=-1, keepdim=True)).reshape(-1, 8).to(dtype)
+    y = (b * dy / dy.norm(dim=-1, keepdim=True)).reshape(-1, 8).to(dtype)
+    return [(c, x, y) for c in torch.logspace(-2, 2, 5, dtype=torch.float64).tolist()]
+
+
+ANGLE_FORMS = {
+    "paired": lambda x, y, c: L.exterior_angle(x, y, curv=c),
+    # Pairwise forms on (B, 1, n) x (B, 1, n): the diagonal pairs without a B x B matrix.
+    "pairwise": lambda x, y, c: L.pairwise_exterior_angle(x[:, None], y[:, None], curv=c)[:, 0, 0],
+    "pairwise_at_y": lambda x, y, c: L.pairwise_exterior_angles(y[:, None], x[:, None], curv=c)[1][:, 0, 0],
+}
+
+
+@pytest.mark.parametrize("form", ANGLE_FORMS)
+def test_exterior_angle_float32_matches_float64_on_grid(form):
+    """Norms 1e-4..1e2 and c 1e-2..1e2: float32 within 1e-4 rad of float64 on the same
+    (float32-rounded) inputs. The arccos form used before was up to ~3 rad off on this grid."""
+    fn = ANGLE_FORMS[form]
+    for c, x, y in _grid_pairs():
+        err = (fn(x, y, c).double() - fn(x.double(), y.double(), c)).abs().max().item()
+        assert err < 1e-4, f"c={c}: float32 off by {err:.2e} rad"
+
+
+def test_exterior_angle_float32_along_the_ray():
+    """Children near the parent's ray, outwards and inwards (inside and opposite the cone):
+    the paired form stays exact where sin(theta) and x_t cos - |x| y_t/|y| are small."""
+    g = torch.Generator().manual_seed(1)
+    for c, x, _ in _grid_pairs(torch.float64, per_cell=4):
+        side = torch.randn(x.shape, generator=g, dtype=torch.float64)
+        side -= (side * x).sum(-1, keepdim=True) * x / (x * x).sum(-1, keepdim=True)
+        scale = torch.logspace(-2, 1, x.shape[0], dtype=torch.float64)[torch.randperm(x.shape[0], generator=g)]
+        for sign in (1.0, -1.0):
+            y = sign * scale[:, None] * x + 0.1 * side / side.norm(dim=-1, keepdim=True) * x.norm(dim=-1, keepdim=True)
+            x32, y32 = x.float(), y.float()
+            err = (L.exterior_angle(x32, y32, curv=c).double() - L.exterior_angle(x32.double(), y32.double(), curv=c)).abs().max()
+            assert err < 1e-4, f"c={c} sign={sign}: {err:.2e} rad"
+
+
+@pytest.mark.parametrize("form", ANGLE_FORMS)
+def test_exterior_angle_gradients_float32_match_float64(form):
+    """Gradients in x and y (per row, relative) and in c (relative to the scale
+    ``|x||dphi/dx| + |y||dphi/dy|`` that c dphi/dc is bounded by: phi depends on
+    sqrt(c) x and sqrt(c) y only) agree between float32 and float64 across the grid."""
+    fn = ANGLE_FORMS[form]
+    for c, x, y in _grid_pairs(per_cell=4):
+        grads = {}
+        for dt in (torch.float32, torch.float64):
+            leaves = (x.to(dt).requires_grad_(), y.to(dt).requires_grad_(), torch.tensor(c, dtype=dt, requires_grad=True))
+            grads[dt] = [t.double() for t in torch.autograd.grad(fn(*leaves).sum(), leaves)]
+        (gx, gy, gc), (hx, hy, hc) = grads[torch.float32], grads[torch.float64]
+        for got, ref in ((gx, hx), (gy, hy)):
+            rel = ((got - ref).norm(dim=-1) / ref.norm(dim=-1)).max().item()
+            assert rel < 1e-3, f"c={c}: relative gradient error {rel:.2e}"
+        scale = (x.double().norm(dim=-1) * hx.norm(dim=-1) + y.double().norm(dim=-1) * hy.norm(dim=-1)).sum()
+        assert (c * (gc - hc)).abs() < 1e-4 * scale, f"c={c}: curvature gradient {gc.item()} vs {hc.item()}"
+
+
+def test_exterior_angle_equals_arccos_form_in_float64():
+    """Parity with the arccos form (MERU's and the authors') where float64 resolves it."""
+    g = torch.Generator().manual_seed(4)
+    for c in (0.1, 1.0, 7.0):
+        x, y = (torch.randn(200, 6, generator=g, dtype=torch.float64) for _ in range(2))
+        xt, yt = L.time_component(x, curv=c), L.time_component(y, curv=c)
+        cp = c * L.inner(x, y, curv=c)
+        arccos_form = torch.acos((yt + cp * xt) / (x.norm(dim=-1) * torch.sqrt(cp * cp - 1)))
+        torch.testing.assert_close(L.exterior_angle(x, y, curv=c), arccos_form, rtol=0, atol=1e-9)
+        torch.testing.assert_close(L.pairwise_exterior_angle(x, y, curv=c).diagonal(), arccos_form, rtol=0, atol=1e-9)
+
+
+def test_exterior_angle_near_root_against_50_digits():
+    """Near the root (where the arccos form cancels) the float64 values match a 50-digit
+    evaluation of the arccos form."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 50
+    g = torch.Generator().manual_seed(5)
+    for c in (0.01, 1.0, 100.0):
+        for a in (1e-4, 1e-2):
+            x = a * torch.randn(5, 4, generator=g, dtype=torch.float64)
+            y = torch.randn(5, 4, generator=g, dtype=torch.float64)
+            got = L.exterior_angle(x, y, curv=c)
+            for i in range(5):
+                xs, ys = [mpmath.mpf(float(v)) for v in x[i]], [mpmath.mpf(float(v)) for v in y[i]]
+                cm = mpmath.mpf(c)
+                xt = mpmath.sqrt(1 / cm + sum(v * v for v in xs))
+                yt = mpmath.sqrt(1 / cm + sum(v * v for v in ys))
+                cp = cm * (sum(u * v for u, v in zip(xs, ys)) - xt * yt)
+                ref = mpmath.acos((yt + cp * xt) / (mpmath.sqrt(sum(v * v for v in xs)) * mpmath.sqrt(cp * cp - 1)))
+                assert abs(got[i].item() - float(ref)) < 1e-12

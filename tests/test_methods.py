@@ -182,6 +182,41 @@ def test_diagonal_ce_of_a_transposed_view_equals_cross_entropy():
     torch.testing.assert_close(torch.autograd.grad(got, stored)[0], torch.autograd.grad(ref, stored)[0])
 
 
+def _shifted_meru_logits():
+    """Float32 logits ``-s d - 300`` (s = 100, c = 1) of images clustered around one point and
+    texts around another 2.8 away (logsumexp near -580, O(1) spread), with the float64
+    directions ``D`` and ``dD/dc`` along which the logit-scale and curvature gradients read
+    the logits' gradient."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.zeros(16, dtype=F64)
+    a[0] = 1.4
+    x = lorentz.expmap0(a + 0.02 * torch.randn(64, 16, generator=g, dtype=F64), curv=1.0)
+    y = lorentz.expmap0(-a + 0.02 * torch.randn(64, 16, generator=g, dtype=F64), curv=1.0)
+    dist = lambda c: lorentz.pairwise_dist(x, y, curv=c)  # noqa: E731
+    d_dc = (dist(1.0 + 1e-6) - dist(1.0 - 1e-6)) / 2e-6
+    return (-100.0 * dist(1.0) - 300.0).float(), {"logit_scale": -dist(1.0), "curv": -100.0 * d_dc}
+
+
+@pytest.mark.parametrize("loss", ["symmetric_ce", "diagonal_ce_transposed"])
+def test_softmax_gradients_exact_for_large_negative_logits(loss):
+    """float32 gradients of the logit scale and curvature (the logits' gradient read along
+    dlogits/ds and dlogits/dc) within 1e-6 relative of float64 at a -300 shift, as
+    F.cross_entropy's are (~1e-7); exp(logits - logsumexp) gave 3e-6 (transposed
+    diagonal_ce) to 5e-5 (symmetric_ce)."""
+    from hyplib.methods.terms import diagonal_ce, symmetric_ce
+
+    fns = {"symmetric_ce": lambda l: sum(symmetric_ce(l)), "diagonal_ce_transposed": lambda l: diagonal_ce(l.t()),
+           "cross_entropy": lambda l: F.cross_entropy(l.t().contiguous(), torch.arange(l.shape[0]))}
+    logits, directions = _shifted_meru_logits()
+    for fn in (fns[loss], fns["cross_entropy"]):
+        grads = [torch.autograd.grad(fn(leaf), leaf)[0].to(F64)
+                 for leaf in (logits.clone().requires_grad_(), logits.to(F64).requires_grad_())]
+        for name, w in directions.items():
+            want = (grads[1] * w).sum()
+            rel = abs(float((grads[0] * w).sum() / want) - 1.0)
+            assert rel < 1e-6, f"{name}: relative error {rel:.2e}"
+
+
 def test_pairwise_exterior_angles_match_both_single_forms():
     from hyplib import lorentz
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hyplib import lorentz
-from hyplib.methods.base import HYPERBOLIC_DEFAULTS, Embeddings, Method, log_terms
+from hyplib.methods.base import HYPERBOLIC_DEFAULTS, Embeddings, Method, as_float, log_terms
 from hyplib.methods.terms import HIERARCHY_PAIRS, hierarchical_contrastive, hierarchical_entailment
 
 __all__ = ["ARGENT", "WEIGHT_FUNCTIONS", "adaptive_weight", "adaptive_entailment", "chordal_dist",
@@ -71,6 +71,8 @@ def chordal_dist(x: Tensor, y: Tensor, *, curv) -> Tensor:
     is what a weight that must vanish on identical pairs needs. ``x_t - y_t`` is computed as
     ``(x - y).(x + y) / (x_t + y_t)`` to avoid cancellation. Used without gradients.
     """
+    # Half precision would overflow |x - y|^2 for norms beyond ~250 (float16).
+    x, y = as_float(x), as_float(y)
     c = torch.as_tensor(curv, dtype=x.dtype, device=x.device)
     diff = x - y
     time_sum = lorentz.time_component(x, curv=curv) + lorentz.time_component(y, curv=curv)
@@ -100,6 +102,7 @@ def norm_regulariser(parents: Tensor, *, curv, min_radius: float = 0.1, margin: 
 
     .. math:: R = \\mathrm{mean}\\max(0, 2K/\\sqrt{c} + m - |x|)
     """
+    parents = as_float(parents)  # squared coordinates overflow float16 beyond norms of ~250
     boundary = 2.0 * min_radius / torch.as_tensor(curv, dtype=parents.dtype, device=parents.device).sqrt()
     return F.relu(boundary + margin - parents.norm(dim=-1)).mean()
 

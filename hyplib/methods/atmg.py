@@ -168,6 +168,9 @@ class ATMG(Method):
 
         .. math:: \\phi(x, y) = \\arccos\\frac{y_t + c\\langle x,y\\rangle_L x_t}
                   {|x|\\sqrt{(c\\langle x,y\\rangle_L)^2 - 1}}
+
+        (evaluated in the equivalent, cancellation-free ``atan2`` form of
+        :func:`hyplib.lorentz.pairwise_exterior_angle`).
         """
         return _IMPLEMENTATIONS[self.defaults["variant"]][1](image, text, curv)
 

@@ -36,9 +36,11 @@ def diagonal_ce(logits: Tensor) -> Tensor:
     """
     logits = as_float(logits)
     if logits.dim() == 2 and not logits.is_contiguous() and logits.t().is_contiguous():
-        # A transposed view: reduce down the columns of the stored matrix, since
+        # A transposed view: normalise down the columns of the stored matrix, since
         # cross_entropy would first copy it (and its gradient) with strided passes.
-        return (torch.logsumexp(logits.t(), 0) - logits.diagonal()).mean()
+        # log_softmax, not logsumexp: the latter's backward is exp(logits - logsumexp), whose
+        # columns sum to 1 only to ~eps |logsumexp| (see _SymmetricCE).
+        return -torch.log_softmax(logits.t(), 0).diagonal().mean()
     target = torch.arange(logits.shape[0], device=logits.device)
     return F.cross_entropy(logits, target)
 
@@ -49,21 +51,26 @@ class _SymmetricCE(torch.autograd.Function):
     ``F.cross_entropy(logits.t())`` makes a strided copy of the matrix and its gradient (on CPU
     each costs several contiguous passes); here the column direction is a ``logsumexp`` over
     dim 0, and the gradient is ``g_r softmax_rows + g_c softmax_cols - (g_r + g_c) I``, over B.
+
+    The softmaxes are max-subtracted exponentials divided by their own sums, not
+    ``exp(logits - logsumexp)``: with MERU's logits (``-s d``, logsumexp near -280 at s = 100)
+    the latter's rows sum to 1 only to ~eps |logsumexp| ~ 1e-5, all of one sign, which biased
+    the logit-scale and curvature gradients ~100x beyond ``F.cross_entropy``'s rounding.
     """
 
     @staticmethod
     def forward(ctx, logits):
         rows, cols = torch.logsumexp(logits, 1), torch.logsumexp(logits, 0)
         diag = logits.diagonal()
-        ctx.save_for_backward(logits, rows, cols)
+        ctx.save_for_backward(logits)
         return torch.stack([(rows - diag).mean(), (cols - diag).mean()])
 
     @staticmethod
     def backward(ctx, g):
-        logits, rows, cols = ctx.saved_tensors
+        (logits,) = ctx.saved_tensors
         n = logits.shape[0]
-        grad = torch.sub(logits, rows[:, None]).exp_().mul_(g[0] / n)
-        grad.add_(torch.sub(logits, cols[None, :]).exp_().mul_(g[1] / n))
+        grad = torch.softmax(logits, 1).mul_(g[0] / n)
+        grad.add_(torch.softmax(logits, 0).mul_(g[1] / n))
         grad.diagonal().sub_((g[0] + g[1]) / n)
         return grad
 

@@ -133,6 +133,37 @@ def evaluate(run_dir: Path, bench: Path) -> dict:
     return metrics
 
 
+def text_offset_diagnostic(run_dir: Path, bench: Path) -> dict:
+    """Image->text recall with the method's scores and with each caption's mean score removed.
+
+    A score whose value depends on the caption alone (for ATMG's ``-phi(T, I)``: where the
+    caption sits, not where the image sits) cancels in text->image ranking but ranks the same
+    captions first for every image. Subtracting each caption's mean over the images removes
+    that offset; ``offset_share`` is the share of the score variance it carries.
+    """
+    import torch
+
+    from hyplib.data.benchmarks import load_benchmark
+    from hyplib.evaluation import _common as C
+    from hyplib.evaluation import load_model
+    from hyplib.evaluation.retrieval import recall_at_k
+
+    torch.set_num_threads(1)
+    model, _ = load_model(run_dir / "final.pt")
+    bench_r = load_benchmark(bench, "retrieval")
+    with torch.no_grad():
+        image = C.encode_images(model, bench_r["images"])
+        text = C.encode_texts(model, list(bench_r["captions"]))
+        S = model.method.similarity(image, text, curv=model.curv).double()  # (N_img, N_txt)
+    offset = S.mean(0, keepdim=True)
+    # block_elems = all scores: one block, so the score functions below see every image at once.
+    raw = recall_at_k(image, text, bench_r["caption_image"], lambda i, t, c: S, block_elems=S.numel())
+    centred = S - offset
+    cen = recall_at_k(image, text, bench_r["caption_image"], lambda i, t, c: centred, block_elems=S.numel())
+    return {"i2t_R@1": raw["i2t_R@1"], "i2t_R@1_centred": cen["i2t_R@1"], "t2i_R@1": raw["t2i_R@1"],
+            "t2i_R@1_centred": cen["t2i_R@1"], "offset_share": float(offset.var() / S.var())}
+
+
 def run_one(variant: str, seed: int, out: Path, data: Path, config: Path, extra: tuple[str, ...] = ()) -> Path:
     """Train (unless ``final.pt`` exists) and evaluate (unless ``study_metrics.json`` exists) one run."""
     run_dir = out / f"{variant}-s{seed}"
@@ -195,11 +226,18 @@ def main(argv=None) -> int:
     p.add_argument("--set", dest="extra", nargs="*", default=[], metavar="KEY=VALUE",
                    help="more training overrides for every run (smoke tests: train.steps=5)")
     p.add_argument("--table-only", action="store_true", help="print the table of finished runs, train nothing")
+    p.add_argument("--diagnose", type=Path, nargs="*", default=None,
+                   help="run directories: image->text recall with and without each caption's mean score")
     p.add_argument("--evaluate-one", type=Path, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.evaluate_one is not None:
         metrics = evaluate(args.evaluate_one, args.data / "bench")
         (args.evaluate_one / "study_metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
+        return 0
+    if args.diagnose:
+        for run in args.diagnose:
+            out = text_offset_diagnostic(run, args.data / "bench")
+            print(run.name, " ".join(f"{k} {v:.3f}" for k, v in out.items()), flush=True)
         return 0
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]

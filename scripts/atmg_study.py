@@ -36,38 +36,40 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: The paper variant as it stood before issue 21 (literal second term, centroid weight 1), and the code variant.
+PAPER = {"variant": "paper", "directions": "text_image", "centroid_weight": 1.0}
+CODE = {"variant": "code"}
+
 #: name -> (method, method_overrides, why the row is in the study).
 VARIANTS: dict[str, tuple[str, dict, str]] = {
     "meru": ("meru", {}, "the reference: MERU at the same budget"),
-    "paper": ("atmg", {"variant": "paper"}, "the paper reading as it stood (T->I twice, centroid r=1/2, w=1, c0=1 learnt)"),
-    "code": ("atmg", {"variant": "code"}, "the authors' released loss (both directions, c=0.1 fixed, no centroid)"),
+    "paper": ("atmg", PAPER, "the paper reading as it stood (T->I twice, centroid r=1/2, w=1, c0=1 learnt)"),
+    "code": ("atmg", CODE, "the authors' released loss (both directions, c=0.1 fixed, no centroid)"),
     # centroid regulariser
-    "paper-nocent": ("atmg", {"variant": "paper", "centroid_weight": 0.0}, "centroid term off"),
-    "paper-cw0.1": ("atmg", {"variant": "paper", "centroid_weight": 0.1}, "centroid weight 0.1"),
-    "paper-r0.5-2": ("atmg", {"variant": "paper", "radius_text": 0.5, "radius_image": 2.0},
+    "paper-nocent": ("atmg", {**PAPER, "centroid_weight": 0.0}, "centroid term off"),
+    "paper-cw0.1": ("atmg", {**PAPER, "centroid_weight": 0.1}, "centroid weight 0.1"),
+    "paper-r0.5-2": ("atmg", {**PAPER, "radius_text": 0.5, "radius_image": 2.0},
                      "radii 0.5/2 (the released code's commented-out targets)"),
     # curvature
-    "paper-cfix1": ("atmg", {"variant": "paper", "learn_curv": False}, "c = 1 fixed"),
-    "paper-c0.1": ("atmg", {"variant": "paper", "curv_init": 0.1}, "c0 = 0.1 learnt"),
-    "paper-nocent-cfix0.1": ("atmg", {"variant": "paper", "centroid_weight": 0.0, "curv_init": 0.1,
-                                      "learn_curv": False},
+    "paper-cfix1": ("atmg", {**PAPER, "learn_curv": False}, "c = 1 fixed"),
+    "paper-c0.1": ("atmg", {**PAPER, "curv_init": 0.1}, "c0 = 0.1 learnt"),
+    "paper-nocent-cfix0.1": ("atmg", {**PAPER, "centroid_weight": 0.0, "curv_init": 0.1, "learn_curv": False},
                              "T->I only with the code's curvature: isolates the directions"),
-    "code-cfix1": ("atmg", {"variant": "code", "curv_init": 1.0}, "code loss, c = 1 fixed"),
-    "code-c1": ("atmg", {"variant": "code", "curv_init": 1.0, "learn_curv": True}, "code loss, c0 = 1 learnt"),
-    "code-c0.1": ("atmg", {"variant": "code", "learn_curv": True}, "code loss, c0 = 0.1 learnt"),
-    # both directions plus the centroid term
-    "paper-both": ("atmg", {"variant": "paper", "directions": "both"},
-                   "paper loss with the second term I->T over the same angles -phi(T, I)"),
-    "paper-both-nocent": ("atmg", {"variant": "paper", "directions": "both", "centroid_weight": 0.0},
-                          "paper-both without the centroid term"),
-    "code-cent": ("atmg", {"variant": "code", "centroid_weight": 1.0}, "code loss + centroid (r=1/2, w=1), c = 0.1 fixed"),
-    "code-c1-cent": ("atmg", {"variant": "code", "centroid_weight": 1.0, "curv_init": 1.0, "learn_curv": True},
+    "code-cfix1": ("atmg", {**CODE, "curv_init": 1.0}, "code loss, c = 1 fixed"),
+    "code-c1": ("atmg", {**CODE, "curv_init": 1.0, "learn_curv": True}, "code loss, c0 = 1 learnt"),
+    "code-c0.1": ("atmg", {**CODE, "learn_curv": True}, "code loss, c0 = 0.1 learnt"),
+    # directions, and both directions with the centroid term
+    "paper-both": ("atmg", {**PAPER, "directions": "both"}, "second term I->T over the same angles -phi(T, I)"),
+    "paper-both-nocent": ("atmg", {**PAPER, "directions": "both", "centroid_weight": 0.0},
+                          "paper-both without the centroid term (the new default)"),
+    "code-cent": ("atmg", {**CODE, "centroid_weight": 1.0}, "code loss + centroid (r=1/2, w=1), c = 0.1 fixed"),
+    "code-c1-cent": ("atmg", {**CODE, "centroid_weight": 1.0, "curv_init": 1.0, "learn_curv": True},
                      "code loss + centroid (r=1/2, w=1), c0 = 1 learnt"),
     # logit scale on the angle logits
-    "code-s14fix": ("atmg", {"variant": "code", "learn_logit_scale": False}, "code loss, scale fixed at 1/0.07"),
-    "code-s1fix": ("atmg", {"variant": "code", "logit_scale_init": 1.0, "learn_logit_scale": False},
+    "code-s14fix": ("atmg", {**CODE, "learn_logit_scale": False}, "code loss, scale fixed at 1/0.07"),
+    "code-s1fix": ("atmg", {**CODE, "logit_scale_init": 1.0, "learn_logit_scale": False},
                    "code loss, no scale (raw angles as logits)"),
-    "paper-s1fix": ("atmg", {"variant": "paper", "logit_scale_init": 1.0, "learn_logit_scale": False},
+    "paper-s1fix": ("atmg", {**PAPER, "logit_scale_init": 1.0, "learn_logit_scale": False},
                     "paper loss, no scale (raw angles as logits)"),
 }
 

@@ -372,7 +372,8 @@ def test_atmg_similarity_direction():
 
 def test_atmg_paper_terms_equal_and_centroid():
     emb = hand_batch(box=False, B=5, seed=8, curv=1.0)
-    m = methods.get("atmg", radius_text=0.5, radius_image=1.5, centroid_weight=0.3)
+    # The literal reading: both terms are L^{T->I}, the second with beta = pi - alpha.
+    m = methods.get("atmg", radius_text=0.5, radius_image=1.5, centroid_weight=0.3, directions="text_image")
     out = m.loss(emb)["logs"]
     close(out["contrastive_text_image_neg_alpha"], out["contrastive_text_image_beta"], 1e-12)
 
@@ -395,6 +396,7 @@ def test_atmg_paper_both_directions():
     s = float(emb.logit_scale)
     neg_alpha = torch.tensor([[-float(ref_angle(emb.text[i], emb.image[j], 1.0)) for j in range(4)]
                               for i in range(4)], dtype=F64)
+    assert methods.get("atmg").defaults["directions"] == "both"  # the default since issue 21
     out = methods.get("atmg", variant="paper", directions="both", centroid_weight=0.0).loss(emb)
     close(out["logs"]["contrastive_text_image_neg_alpha"], ref_ce(s * neg_alpha))
     close(out["logs"]["contrastive_image_text"], ref_ce(s * neg_alpha.t()))

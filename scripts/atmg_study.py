@@ -36,7 +36,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: The paper variant as it stood before issue 21 (literal second term, centroid weight 1), and the code variant.
+#: The paper variant as it stood before issue 21 (literal second term, centroid weight 1), and the
+#: code variant.
 PAPER = {"variant": "paper", "directions": "text_image", "centroid_weight": 1.0}
 CODE = {"variant": "code"}
 
@@ -59,10 +60,12 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
     "code-c1": ("atmg", {**CODE, "curv_init": 1.0, "learn_curv": True}, "code loss, c0 = 1 learnt"),
     "code-c0.1": ("atmg", {**CODE, "learn_curv": True}, "code loss, c0 = 0.1 learnt"),
     # directions, and both directions with the centroid term
-    "paper-both": ("atmg", {**PAPER, "directions": "both"}, "second term I->T over the same angles -phi(T, I)"),
+    "paper-both": ("atmg", {**PAPER, "directions": "both"},
+                   "second term I->T over the same angles -phi(T, I)"),
     "paper-both-nocent": ("atmg", {**PAPER, "directions": "both", "centroid_weight": 0.0},
                           "paper-both without the centroid term (the new default)"),
-    "code-cent": ("atmg", {**CODE, "centroid_weight": 1.0}, "code loss + centroid (r=1/2, w=1), c = 0.1 fixed"),
+    "code-cent": ("atmg", {**CODE, "centroid_weight": 1.0},
+                  "code loss + centroid (r=1/2, w=1), c = 0.1 fixed"),
     "code-c1-cent": ("atmg", {**CODE, "centroid_weight": 1.0, "curv_init": 1.0, "learn_curv": True},
                      "code loss + centroid (r=1/2, w=1), c0 = 1 learnt"),
     # logit scale on the angle logits
@@ -77,8 +80,8 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
 COLUMNS = [("retrieval/i2t_R@1", "I2T R@1"), ("retrieval/t2i_R@1", "T2I R@1"),
            ("retrieval/i2t_R@5", "I2T R@5"), ("zeroshot/mean_per_class_acc", "ZS acc"),
            ("chains/depth1_acc", "chain d1"), ("chains/depth2_acc", "chain d2"),
-           ("train/loss", "final loss"), ("train/curv", "c"), ("train/logit_scale", "s"),
-           ("norm/text", "|T|"), ("norm/image", "|I|"), ("precision/angle_err_max", "f32 angle err")]
+           ("train/steps_at_chance", "steps at chance"), ("train/loss", "final loss"), ("train/curv", "c"), ("train/logit_scale", "s"),
+           ("norm/text", "norm T"), ("norm/image", "norm I"), ("precision/angle_err_max", "f32 angle err")]
 
 
 def train_command(variant: str, seed: int, run_dir: Path, data: Path, config: Path,
@@ -105,6 +108,24 @@ def _last_log(run_dir: Path, window: int = 20) -> dict:
     return out
 
 
+#: The text->image cross-entropy in each method's log (paper variant, code variant and MERU).
+TEXT_IMAGE_TERMS = ("contrastive_text_image_neg_alpha", "contrastive_text_image")
+
+
+def steps_at_chance(run_dir: Path, threshold: float = 3.5) -> float:
+    """First logged step whose text->image cross-entropy is below ``threshold`` (chance: ln B).
+
+    NaN if it never gets there.
+    """
+    from hyplib.training.logging import read_log
+
+    steps = [r for r in read_log(run_dir / "log.jsonl") if "loss" in r]
+    key = next((k for k in TEXT_IMAGE_TERMS if k in steps[0]), None)
+    if key is None:
+        raise ValueError(f"{run_dir / 'log.jsonl'} has none of {TEXT_IMAGE_TERMS}")
+    return float(next((r["step"] for r in steps if r[key] < threshold), float("nan")))
+
+
 def evaluate(run_dir: Path, bench: Path) -> dict:
     """Retrieval, zero-shot and chain metrics of one run, plus float32-vs-float64 angle errors."""
     import torch
@@ -129,7 +150,8 @@ def evaluate(run_dir: Path, bench: Path) -> dict:
             a32 = lorentz.pairwise_exterior_angle(text, image, curv=curv)
             a64 = lorentz.pairwise_exterior_angle(text.double(), image.double(), curv=curv.double())
         err = (a32.double() - a64).abs()
-        metrics.update({"norm/text": float(text.norm(dim=-1).mean()), "norm/image": float(image.norm(dim=-1).mean()),
+        metrics.update({"norm/text": float(text.norm(dim=-1).mean()),
+                        "norm/image": float(image.norm(dim=-1).mean()),
                         "precision/angle_err_max": float(err.max()),
                         "precision/angle_err_mean": float(err.mean())})
     return metrics
@@ -166,7 +188,8 @@ def text_offset_diagnostic(run_dir: Path, bench: Path) -> dict:
             "t2i_R@1_centred": cen["t2i_R@1"], "offset_share": float(offset.var() / S.var())}
 
 
-def run_one(variant: str, seed: int, out: Path, data: Path, config: Path, extra: tuple[str, ...] = ()) -> Path:
+def run_one(variant: str, seed: int, out: Path, data: Path, config: Path,
+            extra: tuple[str, ...] = ()) -> Path:
     """Train (unless ``final.pt`` exists) and evaluate (unless ``study_metrics.json`` exists) one run."""
     run_dir = out / f"{variant}-s{seed}"
     result = run_dir / "study_metrics.json"
@@ -177,10 +200,11 @@ def run_one(variant: str, seed: int, out: Path, data: Path, config: Path, extra:
     if not (run_dir / "final.pt").is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
         with open(run_dir / "train_stdout.txt", "w") as log:
-            proc = subprocess.run(train_command(variant, seed, run_dir, data, config, extra), cwd=ROOT, env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.run(train_command(variant, seed, run_dir, data, config, extra), cwd=ROOT,
+                                  env=env, stdout=log, stderr=subprocess.STDOUT)
         if proc.returncode != 0:
-            raise RuntimeError(f"training {run_dir} failed (exit {proc.returncode}); see {run_dir}/train_stdout.txt")
+            raise RuntimeError(f"training {run_dir} failed (exit {proc.returncode}); "
+                               f"see {run_dir}/train_stdout.txt")
     proc = subprocess.run(["nice", "-n", "5", sys.executable, __file__, "--evaluate-one", str(run_dir),
                            "--data", str(data)], cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -193,7 +217,8 @@ def collect(out: Path, variants: list[str], seeds: list[int]) -> dict[str, list[
     found = {}
     for v in variants:
         files = [out / f"{v}-s{s}" / "study_metrics.json" for s in seeds]
-        found[v] = [json.loads(f.read_text()) for f in files if f.is_file()]
+        found[v] = [{**json.loads(f.read_text()), "train/steps_at_chance": steps_at_chance(f.parent)}
+                    for f in files if f.is_file()]
     return found
 
 
@@ -205,14 +230,17 @@ def table(found: dict[str, list[dict]]) -> str:
         cells = []
         for key, _ in COLUMNS:
             vals = np.array([r[key] for r in runs if r.get(key) is not None], dtype=float)
+            if key == "train/steps_at_chance" and np.isnan(vals).any():
+                cells.append("never")
+                continue
             if len(vals) == 0:
                 cells.append("n/a")
             elif key == "precision/angle_err_max":
                 cells.append(f"{vals.max():.1e}")
-            elif len(vals) == 1:
-                cells.append(f"{vals[0]:.3f}")
             else:
-                cells.append(f"{vals.mean():.3f} ± {vals.std(ddof=1):.3f}")
+                digits = 0 if key == "train/steps_at_chance" else 3
+                spread = f" ± {vals.std(ddof=1):.{digits}f}" if len(vals) > 1 else ""
+                cells.append(f"{vals.mean():.{digits}f}{spread}")
         rows.append(f"| {v} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -220,14 +248,17 @@ def table(found: dict[str, list[dict]]) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=ROOT / "results/data", help="folder with train/ and bench/")
-    p.add_argument("--out", type=Path, default=ROOT / "results/atmg_study", help="one run directory per variant and seed")
+    p.add_argument("--out", type=Path, default=ROOT / "results/atmg_study",
+                   help="one run directory per variant and seed")
     p.add_argument("--config", type=Path, default=ROOT / "config/runs/default.yaml")
-    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help=f"comma-separated subset of {list(VARIANTS)}")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (each uses one thread)")
     p.add_argument("--set", dest="extra", nargs="*", default=[], metavar="KEY=VALUE",
                    help="more training overrides for every run (smoke tests: train.steps=5)")
-    p.add_argument("--table-only", action="store_true", help="print the table of finished runs, train nothing")
+    p.add_argument("--table-only", action="store_true",
+                   help="print the table of finished runs, train nothing")
     p.add_argument("--diagnose", type=Path, nargs="*", default=None,
                    help="run directories: image->text recall with and without each caption's mean score")
     p.add_argument("--evaluate-one", type=Path, default=None, help=argparse.SUPPRESS)
@@ -252,7 +283,8 @@ def main(argv=None) -> int:
                 p.error(f"--data {args.data} has no {sub}/ folder (generate the default data first)")
         jobs = [(v, s) for s in seeds for v in variants]
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            futures = {pool.submit(run_one, v, s, args.out, args.data, args.config, tuple(args.extra)): (v, s) for v, s in jobs}
+            futures = {pool.submit(run_one, v, s, args.out, args.data, args.config, tuple(args.extra)): (v, s)
+                       for v, s in jobs}
             for fut, (v, s) in futures.items():
                 fut.result()
                 print(f"done {v} seed {s}", flush=True)

@@ -341,7 +341,8 @@ def test_atmg_code_logits_are_angles():
 def test_atmg_code_with_centroid_adds_the_regulariser():
     emb = hand_batch(box=False, B=5, seed=9, curv=1.0)
     plain = methods.get("atmg", variant="code").loss(emb)
-    out = methods.get("atmg", variant="code", centroid_weight=0.5, radius_text=0.5, radius_image=1.5).loss(emb)
+    m = methods.get("atmg", variant="code", centroid_weight=0.5, radius_text=0.5, radius_image=1.5)
+    out = m.loss(emb)
 
     def d0_midpoint(x):  # distance to the root of the hyperboloid projection of the summed full vectors
         X = full(x, 1.0).sum(0)

@@ -105,7 +105,8 @@ def _loss_code(method: "ATMG", emb: Embeddings) -> dict:
     # image_text is a transposed view: its CE runs down the columns of a contiguous matrix.
     image_text = diagonal_ce(emb.logit_scale * logits["image_text"])
     contrastive = 0.5 * (text_image + image_text)
-    terms = {"contrastive_text_image": text_image, "contrastive_image_text": image_text, "contrastive": contrastive}
+    terms = {"contrastive_text_image": text_image, "contrastive_image_text": image_text,
+             "contrastive": contrastive}
     loss = contrastive
     if method.defaults["centroid_weight"]:
         centroid = centroid_regulariser(emb, method.defaults["radius_text"], method.defaults["radius_image"])

@@ -64,6 +64,8 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
                    "second term I->T over the same angles -phi(T, I)"),
     "paper-both-nocent": ("atmg", {**PAPER, "directions": "both", "centroid_weight": 0.0},
                           "paper-both without the centroid term (the new default)"),
+    "paper-both-cw0.1": ("atmg", {**PAPER, "directions": "both", "centroid_weight": 0.1},
+                         "paper-both with centroid weight 0.1"),
     "code-cent": ("atmg", {**CODE, "centroid_weight": 1.0},
                   "code loss + centroid (r=1/2, w=1), c = 0.1 fixed"),
     "code-c1-cent": ("atmg", {**CODE, "centroid_weight": 1.0, "curv_init": 1.0, "learn_curv": True},

@@ -338,6 +338,22 @@ def test_atmg_code_logits_are_angles():
     assert "centroid" not in out["logs"]
 
 
+def test_atmg_code_with_centroid_adds_the_regulariser():
+    emb = hand_batch(box=False, B=5, seed=9, curv=1.0)
+    plain = methods.get("atmg", variant="code").loss(emb)
+    m = methods.get("atmg", variant="code", centroid_weight=0.5, radius_text=0.5, radius_image=1.5)
+    out = m.loss(emb)
+
+    def d0_midpoint(x):  # distance to the root of the hyperboloid projection of the summed full vectors
+        X = full(x, 1.0).sum(0)
+        return math.asinh(float((X[1:] / torch.sqrt(-mink(X, X))).norm()))
+
+    ref = abs(d0_midpoint(emb.text) - 0.5) + abs(d0_midpoint(emb.image) - 1.5)
+    close(out["logs"]["centroid"], ref)
+    close(out["logs"]["contrastive"], float(plain["loss"]))
+    close(out["loss"], float(plain["loss"]) + 0.5 * ref)
+
+
 def test_atmg_similarity_direction():
     emb = hand_batch(box=False, B=4, seed=7, curv=0.1)
     c = float(emb.curv)
@@ -357,7 +373,8 @@ def test_atmg_similarity_direction():
 
 def test_atmg_paper_terms_equal_and_centroid():
     emb = hand_batch(box=False, B=5, seed=8, curv=1.0)
-    m = methods.get("atmg", radius_text=0.5, radius_image=1.5, centroid_weight=0.3)
+    # The literal reading: both terms are L^{T->I}, the second with beta = pi - alpha.
+    m = methods.get("atmg", radius_text=0.5, radius_image=1.5, centroid_weight=0.3, directions="text_image")
     out = m.loss(emb)["logs"]
     close(out["contrastive_text_image_neg_alpha"], out["contrastive_text_image_beta"], 1e-12)
 
@@ -373,6 +390,21 @@ def test_atmg_paper_terms_equal_and_centroid():
     close(m.loss(emb)["loss"], 2 * float(out["contrastive_text_image_neg_alpha"]) + 0.3 * ref)
     with pytest.raises(ValueError, match="radius_text < radius_image"):
         methods.get("atmg", radius_text=2.0, radius_image=1.0)
+
+
+def test_atmg_paper_both_directions():
+    emb = hand_batch(box=False, B=4, seed=10, curv=1.0)
+    s = float(emb.logit_scale)
+    neg_alpha = torch.tensor([[-float(ref_angle(emb.text[i], emb.image[j], 1.0)) for j in range(4)]
+                              for i in range(4)], dtype=F64)
+    assert methods.get("atmg").defaults["directions"] == "both"  # the default since issue 21
+    out = methods.get("atmg", variant="paper", directions="both", centroid_weight=0.0).loss(emb)
+    close(out["logs"]["contrastive_text_image_neg_alpha"], ref_ce(s * neg_alpha))
+    close(out["logs"]["contrastive_image_text"], ref_ce(s * neg_alpha.t()))
+    close(out["loss"], ref_ce(s * neg_alpha) + ref_ce(s * neg_alpha.t()))
+    assert "contrastive_text_image_beta" not in out["logs"]
+    with pytest.raises(ValueError, match=r"directions='sideways'.*text_image.*both"):
+        methods.get("atmg", directions="sideways")
 
 
 # ----------------------------------------------------------------------------- ARGENT

@@ -9,8 +9,10 @@ min_version("9.0")
 # A config file describes the whole run: the files given with --configfile are the config
 # (several are merged in order); config/default.yaml is read only when none is given, so a
 # study or method it lists never leaks into another config's plan. --config key=value
-# overrides apply on top either way.
-if not workflow.overwrite_configfiles:
+# overrides apply on top either way. A config with only a `released` section
+# (config/released.yaml: the authors' checkpoints, nothing trained) takes the other keys from
+# config/default.yaml, which its targets do not use.
+if not workflow.overwrite_configfiles or "released" in config:
 
     configfile: "config/default.yaml"
 

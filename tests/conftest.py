@@ -53,3 +53,24 @@ def committed_parameters(path) -> dict:
     assert "parameters" in code[0].metadata.get("tags", []), f"{path}: first code cell is not tagged"
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), path
     return notebook_parameters(path)
+
+
+def write_real_data_stand_ins(paths: dict, root) -> None:
+    """Minimal stand-ins for real-data ``paths`` (keys of ``hyplib.data.real.PATHS``) under
+    ``root``: a folder, or a file whose contents pass the checks made before any job (JSON
+    top-level keys, csv header, one SugarCrepe subset); ``*`` in a shard pattern becomes one shard."""
+    from pathlib import Path
+
+    from hyplib.data.real import PATHS
+
+    contents = {"coco_captions": '{"images": [], "annotations": []}', "flickr_karpathy": '{"images": []}',
+                "hierarcaps": "id,captions,image_url\n"}
+    for key, rel in paths.items():
+        target = Path(root) / rel.replace("*", "shard-000")
+        if PATHS[key].kind == "dir":
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(contents.get(key, ""))
+    if "sugarcrepe" in paths:
+        (Path(root) / paths["sugarcrepe"] / "add_obj.json").write_text("{}")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import committed_parameters
+from conftest import committed_parameters, write_real_data_stand_ins
 from PIL import Image
 from released_fake import SMALL, ref_lift, ref_pixel_features, ref_text_features, write_fake
 from test_workflow import _snakemake
@@ -86,19 +86,11 @@ def test_notebooks_committed_clean():
 
 @pytest.mark.slow
 def test_dry_run_released_config(tmp_path):
-    from hyplib.data.real import PATHS
-
     (tmp_path / "ckpt").mkdir()
     for name in ("meru_vit_s.pth", "clip_vit_s.pth"):
         (tmp_path / "ckpt" / name).write_bytes(b"x")
     cfg = yaml.safe_load((ROOT / "config" / "released.yaml").read_text())
-    for key, rel_path in cfg["released"]["data"]["paths"].items():
-        target = tmp_path / "data" / rel_path
-        if PATHS[key].kind == "dir":
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.touch()
+    write_real_data_stand_ins(cfg["released"]["data"]["paths"], tmp_path / "data")
     config = _released_config(tmp_path, {"meru_vit_s": "meru_vit_s.pth", "clip_vit_s": "clip_vit_s.pth"})
     out = _snakemake("-n", "--forceall", "--quiet", "rules", "--configfile", str(config))
     assert out.returncode == 0, out.stdout + out.stderr

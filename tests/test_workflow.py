@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import write_real_data_stand_ins
 
 from hyplib import workflow as wf
 
@@ -108,19 +109,8 @@ def test_dry_run(config, tmp_path):
         # Real-data paths must exist before any job starts: point them at minimal stand-ins of
         # their kind (a shard, a folder or a file; hyplib.data.real.PATHS) whose contents pass
         # the checks made before any job (JSON top-level keys, csv header, a SugarCrepe subset).
-        from hyplib.data.real import PATHS
-
-        contents = {"coco_captions": '{"images": [], "annotations": []}', "flickr_karpathy": '{"images": []}',
-                    "hierarcaps": "id,captions,image_url\n"}
         cfg = _config("paper")
-        for key, rel in cfg["data"]["paths"].items():
-            target = tmp_path / "data" / rel.replace("*", "shard-000")
-            if PATHS[key].kind == "dir":
-                target.mkdir(parents=True, exist_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(contents.get(key, ""))
-        (tmp_path / "data" / cfg["data"]["paths"]["sugarcrepe"] / "add_obj.json").write_text("{}")
+        write_real_data_stand_ins(cfg["data"]["paths"], tmp_path / "data")
         cfg["data"]["root"] = str(tmp_path / "data")
         (tmp_path / "paper.yaml").write_text(yaml.safe_dump(cfg))
         args[-1] = str(tmp_path / "paper.yaml")

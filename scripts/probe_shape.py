@@ -12,6 +12,7 @@ show" quotes this script's output.
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
 import torch
@@ -35,6 +36,35 @@ def probe(model, benchmark: dict, folds: int = 5) -> float:
     """Cross-validated accuracy of a linear classifier on the image features."""
     feats = np.asarray(C.image_features(model, benchmark["images"]))
     return float(cross_val_score(LogisticRegression(max_iter=2000), feats, benchmark["labels"], cv=folds).mean())
+
+
+def train_in_memory(cfg: dict, model, method, steps: int, batch_at, bench: dict) -> tuple[float, list[float]]:
+    """Train ``model`` for ``steps`` steps on ``batch_at(step) -> (images (B,3,H,W), texts)``
+    with the run config's optimiser and schedule, printing zero-shot accuracy (``bench``'s
+    prompts) at each quarter. Returns the last loss and the four zero-shot accuracies."""
+    from hyplib.training.schedule import WarmupCosine, build_optimizer
+
+    opt = build_optimizer(models.param_groups(model, cfg["train"]["weight_decay"]), cfg["train"],
+                          torch.device("cpu"))
+    sched = WarmupCosine(opt, base_lr=cfg["train"]["lr"], warmup=cfg["train"]["warmup_steps"],
+                         total=steps, min_lr=cfg["train"]["min_lr"])
+    t0, curve, loss = time.perf_counter(), [], torch.tensor(float("nan"))
+    for step in range(steps):
+        images, texts = batch_at(step)
+        loss = method.loss(model({"image": images, "text": model.tokenize(list(texts))}))["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        model.clamp_parameters_()
+        if (step + 1) % max(1, steps // 4) == 0:
+            model.eval()
+            acc = evaluate_zeroshot(model, bench)["mean_per_class_acc"]
+            model.train()
+            curve.append(round(acc, 3))
+            print(f"step {step + 1}: loss {loss.item():.3f}, zero-shot {acc:.3f} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return loss.item(), curve
 
 
 def main(argv=None) -> int:

@@ -42,9 +42,8 @@ from hyplib.data.preprocess import MEAN, STD
 from hyplib.data.semantics import Desc, Mention
 from hyplib.evaluation.zeroshot import evaluate_zeroshot
 from hyplib.training.config import resolve_config
-from hyplib.training.schedule import WarmupCosine, build_optimizer
 
-from probe_shape import probe
+from probe_shape import probe, train_in_memory
 
 
 def load_pool(train_dir: str, cache: str | None, limit: int | None = None):
@@ -132,35 +131,21 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     method = methods.get(cfg["method"], **{**cfg["method_overrides"], **overrides})
     model = models.build_model({**cfg["model"], **tower_config(args.tower, args.resnet_width)}, method).train()
-    opt = build_optimizer(models.param_groups(model, cfg["train"]["weight_decay"]), cfg["train"],
-                          torch.device("cpu"))
-    sched = WarmupCosine(opt, base_lr=cfg["train"]["lr"], warmup=cfg["train"]["warmup_steps"],
-                         total=args.steps, min_lr=cfg["train"]["min_lr"])
     order = rng.permutation(len(images))
-    t0, curve = time.perf_counter(), []
-    for step in range(args.steps):
+
+    def batch_at(step):
         idx = order[(np.arange(args.batch) + step * args.batch) % len(order)]
-        texts = [caption(metas[i], rng, args.colour, args.background) for i in idx]
-        loss = method.loss(model({"image": to_batch(images[idx]), "text": model.tokenize(texts)}))["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        model.clamp_parameters_()
-        if (step + 1) % max(1, args.steps // 4) == 0:
-            model.eval()
-            acc = evaluate_zeroshot(model, bench)["mean_per_class_acc"]
-            model.train()
-            curve.append(round(acc, 3))
-            print(f"step {step + 1}: loss {loss.item():.3f}, zero-shot {acc:.3f} "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        return to_batch(images[idx]), [caption(metas[i], rng, args.colour, args.background) for i in idx]
+
+    t0 = time.perf_counter()
+    loss, curve = train_in_memory(cfg, model, method, args.steps, batch_at, bench)
     train_s = time.perf_counter() - t0
     lin = probe(model.eval(), bench)
     print(f"linear probe {lin:.3f} (chance {1 / len(bench['classnames']):.3f})")
     print(json.dumps({"method": args.method, "set": overrides, "tower": args.tower, "colour": args.colour,
                       "background": args.background, "steps": args.steps, "batch": args.batch,
                       "seed": args.seed, "zeroshot": curve[-1] if curve else None, "curve": curve,
-                      "probe": round(lin, 3), "loss": round(loss.item(), 3), "train_s": round(train_s, 1)}))
+                      "probe": round(lin, 3), "loss": round(loss, 3), "train_s": round(train_s, 1)}))
     return 0
 
 

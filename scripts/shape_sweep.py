@@ -17,7 +17,6 @@ README's "What the default run can and cannot show" quotes this script. About 2-
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -33,9 +32,8 @@ from hyplib.data.scene import block_look, block_scene
 from hyplib.data.taxonomy import heldout_pairs
 from hyplib.evaluation.zeroshot import evaluate_zeroshot
 from hyplib.training.config import resolve_config
-from hyplib.training.schedule import WarmupCosine, build_optimizer
 
-from probe_shape import probe
+from probe_shape import probe, train_in_memory
 
 
 def make_blocks(n_blocks: int, block: int, look_alike: float, seed: int):
@@ -82,25 +80,11 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     method = methods.get(cfg["method"], **cfg["method_overrides"])
     model = models.build_model(cfg["model"], method).train()
-    opt = build_optimizer(models.param_groups(model, cfg["train"]["weight_decay"]), cfg["train"],
-                          torch.device("cpu"))
-    sched = WarmupCosine(opt, base_lr=cfg["train"]["lr"], warmup=cfg["train"]["warmup_steps"],
-                         total=args.steps, min_lr=cfg["train"]["min_lr"])
-    t0 = time.perf_counter()
-    for step in range(args.steps):
+    def batch_at(step):
         images, texts = zip(*stream[step * batch:(step + 1) * batch])
-        loss = method.loss(model({"image": to_tensor(list(images)), "text": model.tokenize(list(texts))}))["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        model.clamp_parameters_()
-        if (step + 1) % max(1, args.steps // 4) == 0:
-            model.eval()
-            acc = evaluate_zeroshot(model, bench)["mean_per_class_acc"]
-            model.train()
-            print(f"step {step + 1}: loss {loss.item():.3f}, zero-shot {acc:.3f} "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        return to_tensor(list(images)), texts
+
+    train_in_memory(cfg, model, method, args.steps, batch_at, bench)
     print(f"linear probe {probe(model.eval(), bench):.3f} (chance {1 / len(bench['classnames']):.3f})")
     return 0
 

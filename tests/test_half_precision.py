@@ -50,11 +50,14 @@ def test_half_precision_embeddings_are_upcast(name, dtype):
     assert method.loss(ref)["loss"].item() == out["loss"].item()
 
 
-def test_chordal_distance_in_half_precision_would_overflow():
-    """The failure the upcast prevents: |x - y|^2 of points of norm 200 is > 65504 in float16."""
+def test_chordal_distance_in_half_precision_is_upcast():
+    """|x - y|^2 of points of norm 200 is 80000 > 65504, float16's largest value: both the
+    function itself and Embeddings work in float32, so the distance stays finite and exact."""
     x = torch.tensor([[200.0, 0.0]])
     y = torch.tensor([[0.0, 200.0]])
-    assert not torch.isfinite(chordal_dist(x.half(), y.half(), curv=1.0)).all()
+    assert ((x.half() - y.half()) ** 2).sum().isinf()
+    assert chordal_dist(x.half(), y.half(), curv=1.0).item() == pytest.approx(
+        chordal_dist(x.double(), y.double(), curv=1.0).item(), rel=1e-5)
     emb = Embeddings(x.half(), y.half(), torch.tensor(1.0, dtype=torch.float16), torch.tensor(1.0))
     d = chordal_dist(emb.image, emb.text, curv=emb.curv)
     assert torch.isfinite(d).all() and d.item() == pytest.approx(chordal_dist(x.double(), y.double(), curv=1.0).item(),

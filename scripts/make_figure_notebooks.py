@@ -50,7 +50,8 @@ def figure_notebook(name: str) -> nbformat.NotebookNode:
         new_markdown_cell(f"# Figure: {title}\n\n{GENERATED}\n\nReads the runs the workflow passes "
                           "(metrics, arrays, training logs; checkpoints where the figure recomputes "
                           "something) and writes `out` (PDF) and the PNG beside it."),
-        _parameters(f'runs = []\nout = "results/figures/{name}.pdf"\nbench_dir = "{BENCH}"'),
+        # A run by hand writes its own copy: the workflow's figure (passed as `out`) stays intact.
+        _parameters(f'runs = []\nout = "results/lab/figures/{name}.pdf"\nbench_dir = "{BENCH}"'),
         new_code_cell("from hyplib import figures, plotting\n\n"
                       "loaded = figures.load_runs(runs)\n"
                       f'inputs = figures.prepare("{name}", loaded, bench_dir)'),

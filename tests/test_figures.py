@@ -227,7 +227,7 @@ def test_one_notebook_and_caption_per_figure():
 def test_figure_notebook_parameters(path):
     params = wf.notebook_parameters(path)
     assert set(params) == {"runs", "out", "bench_dir"}
-    assert params["runs"] == [] and params["out"] == f"results/figures/{path.stem[4:]}.pdf"
+    assert params["runs"] == [] and params["out"] == f"results/lab/figures/{path.stem[4:]}.pdf"
     assert params["bench_dir"] == "results/data/bench"
 
 

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from hyplib.methods.base import Embeddings, Method
 
-__all__ = ["HypVLM", "build_model", "param_groups", "MODEL_KEYS", "VISION_MODELS", "VISION_TOWERS",
+__all__ = ["HypVLM", "build_model", "param_groups", "MODEL_KEYS", "VISION_MODELS", "VISION_TOWERS", "NAMED_MODEL_KEYS",
            "tower_configs"]
 
 #: Keys accepted in a run config's ``model:`` section.
@@ -42,6 +42,9 @@ MODEL_KEYS = (
     "vision_model", "vision_tower", "image_size", "patch_size", "vision_width", "vision_layers", "vision_heads",
     "text_width", "text_layers", "text_heads", "context_length", "embed_dim",
 )
+
+#: Keys of ``MODEL_KEYS`` that take a name (every other one takes a positive integer).
+NAMED_MODEL_KEYS = ("vision_model", "vision_tower")
 
 #: open_clip vision configs the paper-scale runs use.
 VISION_MODELS = ("ViT-S-16", "ViT-B-16")
@@ -122,6 +125,9 @@ class HypVLM(nn.Module):
         self.space = method.space
         self.embed_dim = embed_dim
         self.context_length = text_cfg.context_length
+        #: Side of the square input images in pixels (the ViT stores a pair, the ResNet an int).
+        size = vision_cfg.image_size
+        self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
         self.visual = _build_vision_tower(embed_dim, vision_cfg)
         self.text = _build_text_tower(embed_dim, text_cfg)
         self.tokenizer = open_clip.SimpleTokenizer(context_length=self.context_length)

@@ -43,7 +43,7 @@ def check_run(cfg: dict):
         key = "method" if cfg["method"] not in methods.names() else "method_overrides"
         raise ConfigError(f"config key {key!r}: {err}") from None
     for key, value in cfg["model"].items():
-        if key != "vision_model" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        if key not in models.NAMED_MODEL_KEYS and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
             raise ConfigError(f"config key 'model.{key}' = {value!r}: expected an integer >= 1")
     try:
         models.tower_configs(cfg["model"], method.defaults["embed_dim"])
@@ -69,7 +69,7 @@ def build_components(cfg: dict) -> Components:
         raise ConfigError(f"config key 'data.shards' = {data['shards']!r}: {err}") from None
 
     def loader(model, *, batch_size, rank, world_size, start_batch):
-        return make_loader(data["shards"], batch_size=batch_size, image_size=model.visual.image_size[0],
+        return make_loader(data["shards"], batch_size=batch_size, image_size=model.image_size,
                            tokenize=model.tokenize, caption_weights=data["caption_weights"],
                            with_boxes=method.uses_boxes, seed=cfg["seed"], rank=rank, world_size=world_size,
                            start_batch=start_batch, num_workers=data["num_workers"],

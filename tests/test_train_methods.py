@@ -54,3 +54,20 @@ def test_method_overrides_reach_the_method(tmp_path, shards):
     with pytest.raises(ValueError, match="unknown override key"):
         train(QUICK, tmp_path / "bad", overrides={"method": "meru", "method_overrides": {"curvature": 1.0},
                                                   "data.shards": shards})
+
+
+def test_resnet_tower_trains_through_the_entry_point_and_reloads(tmp_path, shards):
+    """``model.vision_tower: resnet`` (a named key among integer ones) passes the config check,
+    feeds the loader its image size, and the checkpoint rebuilds the same tower."""
+    from open_clip.modified_resnet import ModifiedResNet
+
+    resnet = {"model.vision_tower": "resnet", "model.vision_width": 8, "model.vision_layers": 1,
+              "model.vision_heads": 4}
+    summary = train(QUICK, tmp_path, overrides={"method": "hycoclip", "data.shards": shards, "train.steps": 2,
+                                                "train.progress": False, **resnet})
+    assert summary["completed"] and summary["steps_done"] == 2
+    model, _, cfg = load_trained(tmp_path / "final.pt")
+    assert isinstance(model.visual, ModifiedResNet) and model.image_size == 32
+    assert cfg["model"]["vision_tower"] == "resnet"
+    with torch.no_grad():
+        assert model.encode_image(torch.zeros(3, 3, 32, 32)).shape[0] == 3

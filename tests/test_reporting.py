@@ -53,25 +53,42 @@ def test_main_comparison_mean_std_and_markdown():
     ([0.6, 0.62, 0.61], [0.5, 0.51, 0.49], True, "yes"),
     ([0.5, 0.51, 0.49], [0.6, 0.62, 0.61], True, "no"),
     ([0.5, 0.51, 0.49], [0.6, 0.62, 0.61], False, "yes"),       # lower is better (TIE)
-    ([0.50, 0.70], [0.55, 0.65], True, "inconclusive"),           # within the spread
-    ([0.9], [0.1, 0.2], True, "inconclusive"),                    # one seed
+    ([0.50, 0.70], [0.55, 0.65], True, "no"),                     # within the spread: not shown
+    ([0.9], [0.1, 0.2], True, "yes"),                             # one seed: the other arm's spread
+    ([0.16], [0.1, 0.2], True, "no"),                             # 0.01 within hypot(0.0707, 0.0707)
+    ([0.9], [0.1], True, "inconclusive"),                         # one seed each, no noise scale
 ])
 def test_beats(a, b, higher, expected):
     assert reporting.beats(a, b, higher)[0] == expected
 
 
+def test_one_seed_arms_use_the_main_runs_noise():
+    # spread hypot(0.05, 0.05) = 0.0707: a 0.1 lead is beyond it, a 0.05 lead is not
+    assert reporting.beats([0.6], [0.5], noise=0.05)[0] == "yes"
+    verdict, why = reporting.beats([0.55], [0.5], noise=0.05)
+    assert verdict == "no" and "not shown" in why and "0.0707" in why and "main runs" in why
+    assert reporting.sign_of([0.2], "positive", noise=0.1)[0] == "yes"
+    assert reporting.sign_of([0.05], "positive", noise=0.1)[0] == "no"
+    assert reporting.near([0.05], 0.0, tol=0.01, noise=0.1)[0] == "yes"   # within the spread
+    assert reporting.near([0.3], 0.0, tol=0.01, noise=0.1)[0] == "no"
+    assert reporting.near([0.3], 0.0, tol=0.01)[0] == "inconclusive"      # no noise scale
+
+
 def test_about_equal_near_sign_combine():
     assert reporting.about_equal([0.500, 0.502], [0.505, 0.503], tol=0.01)[0] == "yes"
     assert reporting.about_equal([0.50, 0.51], [0.60, 0.61], tol=0.01)[0] == "no"
-    assert reporting.about_equal([0.40, 0.60], [0.65, 0.45], tol=0.01)[0] == "inconclusive"
+    verdict, why = reporting.about_equal([0.40, 0.60], [0.65, 0.45], tol=0.01)
+    assert verdict == "yes" and why.startswith("indistinguishable")
     assert reporting.near([0.001, -0.002], 0.0, tol=0.01)[0] == "yes"
     assert reporting.sign_of([-0.3, -0.35], "negative")[0] == "yes"
     assert reporting.sign_of([0.3, 0.35], "negative")[0] == "no"
-    assert reporting.sign_of([-0.3, 0.35], "negative")[0] == "inconclusive"
+    assert reporting.sign_of([-0.3, 0.35], "negative")[0] == "no"      # not shown within the spread
     assert reporting.combine(["yes", "yes"]) == "yes"
     assert reporting.combine(["yes", "no", "inconclusive"]) == "no"
     assert reporting.combine(["yes", "inconclusive"]) == "inconclusive"
     assert reporting.combine([]) == "inconclusive"
+    assert reporting.combine(["yes", reporting.NOT_REACHED]) == reporting.NOT_REACHED
+    assert reporting.combine(["no", reporting.NOT_REACHED]) == "no"
 
 
 # --------------------------------------------------------------------------- claims
@@ -153,13 +170,27 @@ def test_claims_without_runs_are_inconclusive_not_errors():
     assert list(table["id"]) == CLAIM_IDS and set(table["holds"]) == {"inconclusive"}
 
 
-def test_claims_difference_within_spread_is_inconclusive():
+def test_claims_difference_within_spread_is_not_shown():
     runs, metrics, logs = _scenario(good=True)
-    for s, j in zip((0, 1, 2), (0.3, 0.7, 0.5)):  # HyCoCLIP's J spread swamps its 0.1 lead
+    for s, j in zip((0, 1, 2), (0.3, 0.7, 0.5)):  # HyCoCLIP's J: MERU's mean, spread 0.2
         metrics[f"hycoclip-base-s{s}"]["hierarchy/reference/J"] = j
     table = reporting.claims_table(runs, metrics, logs).set_index("id")
-    assert table.loc["2a", "holds"] == "inconclusive"
-    assert "J: inconclusive" in table.loc["2a", "note"]
+    assert table.loc["2a", "holds"] == "no"
+    assert "J: no (not shown: difference +0 within the seeds' spread 0.2)" in table.loc["2a", "note"]
+
+
+def test_conditions_never_reached_say_so_with_the_trend():
+    """3b with the curvature half-way to its floor, 6b with parents outside the boundary."""
+    runs, metrics, logs = _scenario(good=True)
+    for name, log in logs.items():
+        log["curv"] = np.linspace(1.0, 0.55, len(log))
+    for name, m in metrics.items():
+        if name.startswith(("meru-base", "hycoclip-base")):
+            m["diagnostics/radius/text/median"] = 5.0
+    table = reporting.claims_table(runs, metrics, logs).set_index("id")
+    assert table.loc["3b", "holds"] == reporting.NOT_REACHED
+    assert "50% of the way to the floor after 20 steps" in table.loc["3b", "note"]
+    assert table.loc["6b", "holds"] == reporting.NOT_REACHED
 
 
 def test_claims_on_zero_shot_at_chance_are_inconclusive():

@@ -7,16 +7,17 @@
   Everything is computed from the metrics (and training logs); no outcome is written in.
 * :func:`write_tables`: Markdown and CSV files (``main_comparison.*``, ``claims.*``).
 
-Verdict rules (:mod:`hyplib.reporting.common`: :func:`beats`, :func:`about_equal`,
-:func:`sign_of`): with fewer than 2 seeds on either side, or a difference no larger than the
-seeds' spread (``sqrt(s_a^2 + s_b^2)``, or ``s`` against a fixed value), the answer is
-``inconclusive``; otherwise ``yes``/``no`` by the sign. "About equal" holds within a tolerance of one point (:data:`EQUAL_TOL`). A claim with
-several parts holds when every part does, fails when any part fails, else is inconclusive.
+Verdict rules (:mod:`hyplib.reporting.common`): every claim is decided ``yes`` or ``no`` once
+its arms have seeds to compare, the seeds' spread being the noise scale; a difference within the
+spread answers "A beats B" with ``no`` (not shown at this scale) and "A is about equal to B" with
+``yes`` (indistinguishable). ``inconclusive`` is left for what cannot be measured; a conditional
+claim whose condition the runs never reached says :data:`NOT_REACHED` with the measured trend. A
+claim with several parts holds when every part does and fails when any part fails.
 """
 from hyplib.reporting.claims import CLAIM_COLUMNS, claims_table
-from hyplib.reporting.common import (EQUAL_TOL, MAIN_METRICS, about_equal, beats, combine, fmt, near,
+from hyplib.reporting.common import (EQUAL_TOL, MAIN_METRICS, NOT_REACHED, about_equal, beats, combine, fmt, near,
                                      sign_of)
 from hyplib.reporting.tables import claims_markdown, main_comparison, to_markdown, write_tables
 
-__all__ = ["MAIN_METRICS", "EQUAL_TOL", "CLAIM_COLUMNS", "main_comparison", "to_markdown", "claims_table",
+__all__ = ["MAIN_METRICS", "EQUAL_TOL", "NOT_REACHED", "CLAIM_COLUMNS", "main_comparison", "to_markdown", "claims_table",
            "claims_markdown", "write_tables", "beats", "about_equal", "near", "sign_of", "combine", "fmt"]

@@ -84,9 +84,15 @@ def caption(meta: dict, rng: np.random.Generator, p_colour: float, p_background:
     return plainer(full, colour=bool(colour), background=bool(background)).text()
 
 
+#: The first wave's image tower: a 2-layer ViT, 96 wide, 8-px patches (4 x 4 patches at 32 px).
+VIT = {"vision_tower": "vit", "vision_width": 96, "vision_layers": 2, "vision_heads": 3}
+#: The first wave's text tower, 96 wide (the default is now 64: ``--text-width 96`` restores it).
+TEXT_WIDTH_HEAD = 32
+
+
 def tower_config(tower: str, resnet_width: int) -> dict:
-    """``model:`` keys that turn the run config's ViT into ``tower``."""
-    towers = {"vit8": {}, "vit4": {"patch_size": 4},
+    """``model:`` keys of the image tower ``tower``, whatever the run config names."""
+    towers = {"vit8": {**VIT, "patch_size": 8}, "vit4": {**VIT, "patch_size": 4},
               # head width 8, as in the first measurements of this study
               "resnet": {"vision_tower": "resnet", "vision_layers": 1, "vision_width": resnet_width,
                          "vision_heads": 4 * resnet_width}}
@@ -105,8 +111,10 @@ def main(argv=None) -> int:
     p.add_argument("--method", default="clip", choices=["clip", "meru", "atmg"],
                    help="a method without box terms (the study trains on full images only)")
     p.add_argument("--set", nargs="*", default=[], help="method overrides key=value (yaml values)")
-    p.add_argument("--tower", default="vit8", choices=["vit8", "vit4", "resnet"])
-    p.add_argument("--resnet-width", type=int, default=32)
+    p.add_argument("--tower", default="resnet", choices=["vit8", "vit4", "resnet"])
+    p.add_argument("--resnet-width", type=int, default=16)
+    p.add_argument("--text-width", type=int, default=None,
+                   help="text tower width (heads of 32 channels); default: the run config's")
     p.add_argument("--colour", type=float, default=1.0, help="P(caption names colours)")
     p.add_argument("--background", type=float, default=1.0, help="P(caption names the background)")
     p.add_argument("--steps", type=int, default=200)
@@ -130,7 +138,10 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed)
     torch.manual_seed(args.seed)
     method = methods.get(cfg["method"], **{**cfg["method_overrides"], **overrides})
-    model = models.build_model({**cfg["model"], **tower_config(args.tower, args.resnet_width)}, method).train()
+    text = ({"text_width": args.text_width, "text_heads": max(1, args.text_width // TEXT_WIDTH_HEAD)}
+            if args.text_width else {})
+    model = models.build_model({**cfg["model"], **tower_config(args.tower, args.resnet_width), **text},
+                               method).train()
     order = rng.permutation(len(images))
 
     def batch_at(step):
@@ -142,7 +153,8 @@ def main(argv=None) -> int:
     train_s = time.perf_counter() - t0
     lin = probe(model.eval(), bench)
     print(f"linear probe {lin:.3f} (chance {1 / len(bench['classnames']):.3f})")
-    print(json.dumps({"method": args.method, "set": overrides, "tower": args.tower, "colour": args.colour,
+    print(json.dumps({"method": args.method, "set": overrides, "tower": args.tower,
+                      "text_width": model.text.transformer.width, "colour": args.colour,
                       "background": args.background, "steps": args.steps, "batch": args.batch,
                       "seed": args.seed, "zeroshot": curve[-1] if curve else None, "curve": curve,
                       "probe": round(lin, 3), "loss": round(loss, 3), "train_s": round(train_s, 1)}))

@@ -62,3 +62,17 @@ def test_tiny_recipe_run_with_the_resnet_tower(tmp_path, capsys):
                               "--bench", str(tmp_path / "bench")]) == 0
     out = capsys.readouterr().out
     assert out.count("zero-shot") == 4 and '"tower": "resnet"' in out and '"colour": 0.5' in out
+
+
+def test_recipe_towers_are_explicit_whatever_the_run_config(tmp_path, capsys):
+    """``--tower vit8`` builds the first wave's ViT and ``--text-width`` its text tower even though
+    config/runs/default.yaml now names the ResNet and a 64-wide text tower."""
+    vit = {**recipe_study.tower_config("vit8", 16)}
+    assert vit == {"vision_tower": "vit", "vision_width": 96, "vision_layers": 2, "vision_heads": 3, "patch_size": 8}
+    generate_all(tmp_path, GenConfig.preset("quick", n_train=64, shard_size=32, zeroshot_per_class=5),
+                 progress=False, benchmarks=("zeroshot",))
+    assert recipe_study.main(["--steps", "4", "--batch", "8", "--tower", "vit4", "--text-width", "32",
+                              "--train", str(tmp_path / "train"), "--cache", "",
+                              "--bench", str(tmp_path / "bench")]) == 0
+    out = capsys.readouterr().out
+    assert '"tower": "vit4"' in out and '"text_width": 32' in out

@@ -153,6 +153,9 @@ class ATMG(Method):
         "paper": {},
         "code": {"curv_init": 0.1, "learn_curv": False, "centroid_weight": 0.0},
     }
+    #: Zero-shot averages the angle scores over a class's prompts (both the paper's "min mean
+    #: phi(T, I)" and the released code's "max mean phi(I, T)"), not the tangent features.
+    EVAL_DEFAULTS = {"prompt_agg": "score_mean"}
 
     #: Values of ``directions`` (paper variant): the literal T->I pair, or T->I plus I->T.
     DIRECTIONS = ("text_image", "both")

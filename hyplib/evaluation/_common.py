@@ -20,7 +20,8 @@ from hyplib.methods.spaces import SPACES, Product, method_space
 GEOMETRIES = tuple(SPACES)
 
 try:  # the training loader's normalisation, so evaluation sees the same pixels
-    from hyplib.data.preprocess import MEAN as CLIP_MEAN, STD as CLIP_STD
+    from hyplib.data.preprocess import MEAN as CLIP_MEAN
+    from hyplib.data.preprocess import STD as CLIP_STD
 except ImportError:  # pragma: no cover - hyplib.data without preprocess
     #: CLIP's (OpenAI) per-channel mean and std.
     CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -257,7 +258,8 @@ def model_device(model) -> torch.device:
 
 
 def model_image_size(model) -> int | None:
-    for holder in (model, getattr(model, "visual", None), getattr(model, "cfg", None), getattr(model, "model_cfg", None)):
+    holders = (model, getattr(model, "visual", None), getattr(model, "cfg", None), getattr(model, "model_cfg", None))
+    for holder in holders:
         if holder is None:
             continue
         size = holder.get("image_size") if isinstance(holder, Mapping) else getattr(holder, "image_size", None)

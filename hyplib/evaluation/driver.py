@@ -2,11 +2,11 @@
 
 :func:`run_all` loops over the protocol registry (:mod:`hyplib.evaluation.protocols`: each
 protocol's name, the benchmarks it needs, what it writes), encodes each benchmark once
-(batched, ``no_grad``, eval mode), calls the evaluators on the embeddings and returns one flat dict ``"<protocol>/<metric>" -> float``
-(plus ``time/<protocol>`` seconds). Raw arrays for figures (distance-to-root per kind,
-spectra, chain radii, ...) go into the optional ``arrays`` dict. :func:`write_metrics`
-writes ``{"metrics", "config", "config_hash", "seed", ...}`` with the config hash the
-sha256 of the config's canonical JSON.
+(batched, ``no_grad``, eval mode), calls the evaluators on the embeddings and returns one
+flat dict ``"<protocol>/<metric>" -> float`` (plus ``time/<protocol>`` seconds). Raw arrays
+for figures (distance-to-root per kind, spectra, chain radii, ...) go into the optional
+``arrays`` dict. :func:`write_metrics` writes ``{"metrics", "config", "config_hash", "seed",
+...}`` with the config hash the sha256 of the config's canonical JSON.
 
 Benchmarks read (``hyplib.data.benchmarks.load_benchmark``): ``zeroshot`` (+ ``taxonomy``
 for the hierarchy metrics), ``retrieval``, ``pep``, ``chains``, ``composition``,

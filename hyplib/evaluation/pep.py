@@ -11,8 +11,8 @@ For product embeddings both are averaged over factors (``phi_i`` and ``phi_i / o
 AUC-ROC and average precision come from scikit-learn; they depend only on the ranking, so
 what matters is the pair set and the choice of variant. Ties need no rule of ours: AUC gives a
 tied (positive, negative) pair half credit by definition and AP scores a tied block at its
-precision, so a constant score gets AUC 0.5 and AP = the share of positives (chance). Euclidean (CLIP) embeddings have no
-entailment cones: ValueError.
+precision, so a constant score gets AUC 0.5 and AP = the share of positives (chance).
+Euclidean (CLIP) embeddings have no entailment cones: ValueError.
 
 Per pair type (``meta["pair_types"]``): a type holding both labels is scored on its own; a
 positive-only type is scored against all negatives, a negative-only type against all

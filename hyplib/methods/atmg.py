@@ -66,7 +66,7 @@ def centroid_regulariser(emb: Embeddings, radius_text: float, radius_image: floa
             + (lorentz.dist0(y_e, curv=emb.curv) - radius_image).abs())
 
 
-def _loss_paper(method: "ATMG", emb: Embeddings) -> dict:
+def _loss_paper(method: ATMG, emb: Embeddings) -> dict:
     """Paper variant.
 
     .. math:: L = L^{T\\to I}(-\\alpha) + L^{T\\to I}(\\beta) + \\lambda L_{centroid},\\quad
@@ -91,7 +91,7 @@ def _loss_paper(method: "ATMG", emb: Embeddings) -> dict:
                                              centroid=centroid)}
 
 
-def _loss_code(method: "ATMG", emb: Embeddings) -> dict:
+def _loss_code(method: ATMG, emb: Embeddings) -> dict:
     """Code variant.
 
     .. math:: L = \\tfrac12[CE(-s\\,\\phi(T_i, I_j)) + CE(s\\,\\phi(I_i, T_j))]

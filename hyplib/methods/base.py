@@ -74,7 +74,7 @@ HYPERBOLIC_DEFAULTS: dict = {
 }
 
 
-def boxes_as_pairs(emb: "Embeddings") -> "Embeddings":
+def boxes_as_pairs(emb: Embeddings) -> Embeddings:
     """The batch with its box crops and box phrases appended as extra image-text pairs.
 
     HyCoCLIP's ablation trains CLIP and MERU "with boxes" this way: the boxes only add

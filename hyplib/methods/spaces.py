@@ -48,7 +48,7 @@ class Space:
     extra_scores: tuple = ()
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "Space":
+    def from_config(cls, cfg: dict) -> Space:
         """Build the space from a method's resolved defaults."""
         return cls()
 
@@ -189,7 +189,7 @@ class Product(Space):
         self.curv_shape = (self.k,)
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "Product":
+    def from_config(cls, cfg: dict) -> Product:
         """Uses ``cfg["k"]``, ``cfg["d"]`` and ``cfg["how"]`` (default "l1")."""
         return cls(cfg["k"], cfg["d"], cfg.get("how", "l1"))
 

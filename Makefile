@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CORES ?= all
 CONFIG ?= config/default.yaml
 
-.PHONY: venv reproduce quick test test-fast lab figure lock clean-results
+.PHONY: venv reproduce quick test test-fast lint lab figure lock clean-results
 
 $(STAMP): requirements.txt requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: venv
 
 test-fast: venv
 	$(PY) -m pytest -m "not slow and not workflow"
+
+# ruff (rules in pyproject.toml) on the library, tests, scripts and notebooks; then
+# snakemake --lint, failing on any lint scripts/lint_workflow.py does not accept with a reason.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(PY) scripts/lint_workflow.py
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks/

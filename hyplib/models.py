@@ -1,6 +1,6 @@
 """open_clip towers built from scratch, lifted into a method's space.
 
-Pipeline per modality (METHODS.md section 2)::
+Pipeline per modality (docs/METHODS.md section 2)::
 
     tower (ViT / text transformer) -> bias-free linear projection to embed_dim
         -> float32 -> times alpha (per modality; per factor for products) -> expmap0

@@ -1,4 +1,4 @@
-"""Numerical checks of the papers' propositions (METHODS.md section 6).
+"""Numerical checks of the papers' propositions (docs/METHODS.md section 6).
 
 Each check returns ``(numbers, fig)``: ``numbers`` is a JSON-able dict with ``"headline"`` (the
 few numbers a test asserts and the report quotes), ``"rows"`` (one dict per configuration, for

@@ -9,7 +9,7 @@
    :func:`hyplib.released.load_released` with its catalog method and evaluated by
    :func:`hyplib.evaluation.run_all` on every protocol its data allows
    (``results/released/eval/<name>/{metrics.json, embeddings.npz}``);
-3. :func:`write_table` puts the papers' headline numbers (METHODS.md section 7) beside the
+3. :func:`write_table` puts the papers' headline numbers (docs/METHODS.md section 7) beside the
    measured ones in ``results/tables/released.md`` (and ``.csv``); a checkpoint left out is a
    row marked "not given";
 4. the figures that make sense for trained models and the given data
@@ -33,7 +33,7 @@ __all__ = ["CATALOG", "COLUMNS", "plan_released", "released_figures", "evaluate_
 
 OUT_DIR = "results/released"
 
-#: Released file -> where it comes from and what its paper reports (METHODS.md section 7).
+#: Released file -> where it comes from and what its paper reports (docs/METHODS.md section 7).
 #: ``file``: the name the authors publish it under; ``approx``: the paper copy was garbled.
 CATALOG: dict[str, dict] = {
     "meru_vit_s": {"method": "meru", "vit": "S", "paper": "MERU", "data": "RedCaps 12M", "file": "meru_vit_s.pth",
@@ -223,7 +223,7 @@ def write_table(planned: list[dict], out_md, out_csv=None) -> Path:
     header = ["checkpoint", "model", "paper, data", "status"] + [f"{_HEADERS[c]} pub. / meas." for c in COLUMNS] + \
         ["protocols skipped"]
     lines = ["# Released checkpoints: published vs measured", "",
-             "Published: METHODS.md section 7 ((?) = read from a garbled copy, approximate). Measured: this "
+             "Published: docs/METHODS.md section 7 ((?) = read from a garbled copy, approximate). Measured: this "
              "project's evaluation suite on the data in the config (ImageNet: mean per-class accuracy, %; "
              "COCO: R@5, %; TIE / LCA / J: HyCoCLIP's reference mode). '-': not reported / not measured.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

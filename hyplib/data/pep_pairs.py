@@ -1,4 +1,4 @@
-"""PEP pairs (ARGENT's protocol, METHODS.md section 4) built from real caption chains.
+"""PEP pairs (ARGENT's protocol, docs/METHODS.md section 4) built from real caption chains.
 
 Input: images with caption chains ordered generic -> specific (HierarCaps: 4 levels). With
 ``texts`` the chains flattened (text ``L * i + l`` is level ``l`` of image ``i``), pairs are

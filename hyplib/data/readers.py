@@ -13,7 +13,7 @@ return ``(arrays, meta)`` for :func:`~hyplib.data.benchmarks.write_benchmark`:
 
 Images: zero-shot ones are resized on the shorter side and centre-cropped (CLIP's evaluation
 transform); retrieval, composition and hierarcaps images are resized to a square without crop
-(the retrieval protocol of METHODS.md, section 4). A missing path raises FileNotFoundError naming
+(the retrieval protocol of docs/METHODS.md, section 4). A missing path raises FileNotFoundError naming
 it; a reader that finds nothing raises ValueError rather than returning an empty benchmark.
 
 Skipping: by default a missing or undecodable image raises. Given ``skipped=Counter()``, the

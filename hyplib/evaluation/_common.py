@@ -15,12 +15,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hyplib import lorentz, product
+from hyplib.methods.spaces import SPACES, Product, method_space
 
-GEOMETRIES = ("euclidean", "lorentz", "product")
+GEOMETRIES = tuple(SPACES)
 
 try:  # the training loader's normalisation, so evaluation sees the same pixels
-    from hyplib.data.preprocess import MEAN as CLIP_MEAN, STD as CLIP_STD
+    from hyplib.data.preprocess import MEAN as CLIP_MEAN
+    from hyplib.data.preprocess import STD as CLIP_STD
 except ImportError:  # pragma: no cover - hyplib.data without preprocess
     #: CLIP's (OpenAI) per-channel mean and std.
     CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -78,62 +79,30 @@ def need(mapping: Mapping, keys: Sequence[str], what: str) -> None:
 
 
 # --------------------------------------------------------------------------- geometry checks
+def space(method):
+    """The method's :class:`hyplib.methods.spaces.Space`: the one place geometry is known."""
+    return method_space(method)
+
+
 def product_k(method) -> int:
-    """Number of factors of a product method (from ``method.space.k`` or ``defaults['k']``)."""
-    k = getattr(getattr(method, "space", None), "k", None)
-    if k is None:
-        k = getattr(method, "defaults", {}).get("k")
-    if k is None:
-        raise ValueError(f"product method {getattr(method, 'name', method)!r} does not state its factor count k")
-    return int(k)
+    """Number of factors of a product method (``space(method).k``)."""
+    return space(method).k
 
 
 def check_embeddings(x: Tensor, method, curv: Tensor, name: str = "embeddings") -> None:
     """Raise ValueError when ``x`` (N, D) cannot be embeddings of ``method``'s geometry.
 
-    Checks: 2-D; euclidean rows are unit vectors (lorentz/product points are not, except by
-    accident); lorentz takes a scalar curvature and space coordinates (rows that satisfy the
-    hyperboloid equation with the first column as time part are full coordinates: refused);
-    product needs ``D`` divisible by ``k`` and a scalar or (k,) curvature.
+    Checks: 2-D, then the space's own checks (:meth:`hyplib.methods.spaces.Space.check_points`):
+    euclidean rows are unit vectors (lorentz/product points are not, except by accident);
+    lorentz takes a scalar curvature and space coordinates (rows that satisfy the hyperboloid
+    equation with the first column as time part are full coordinates: refused); product needs
+    ``D = k*d`` and a scalar or (k,) curvature.
     """
     if x.dim() != 2:
         raise ValueError(f"{name} must be 2-D (N, D), got shape {tuple(x.shape)}")
     if x.shape[0] == 0:
         return
-    geom = method.geometry
-    if geom == "euclidean":
-        norms = x.double().norm(dim=-1)
-        # 1e-3: unit vectors stored in float16 are off by ~1e-3 at most.
-        if not bool(torch.all((norms - 1).abs() < 1e-3)):
-            raise ValueError(
-                f"{name} are not unit vectors (norms in [{norms.min():.3g}, {norms.max():.3g}]) but method "
-                f"{method.name!r} is euclidean and expects L2-normalised embeddings; hyperbolic embeddings passed?")
-    elif geom == "lorentz":
-        if curv.numel() != 1:
-            raise ValueError(f"method {method.name!r} is lorentz (one curvature) but curv has shape "
-                             f"{tuple(curv.shape)}; product embeddings passed?")
-        if x.shape[1] >= 2 and _looks_full(x, curv):
-            raise ValueError(f"{name} look like full hyperboloid coordinates (time first, D={x.shape[1]}); "
-                             f"pass space parts only (D-1 columns)")
-    elif geom == "product":
-        k = product_k(method)
-        if x.shape[1] % k != 0:
-            raise ValueError(f"{name} have last dim {x.shape[1]}, not divisible by the product method's "
-                             f"k={k} factors")
-        d = getattr(getattr(method, "space", None), "d", None)
-        if d is not None and x.shape[1] != k * d:
-            raise ValueError(f"{name} have last dim {x.shape[1]} but the product method has k*d = {k}*{d} = {k * d}")
-        if curv.numel() not in (1, k):
-            raise ValueError(f"product method with k={k} needs a scalar or ({k},) curvature, got shape "
-                             f"{tuple(curv.shape)}")
-
-
-def _looks_full(x: Tensor, curv: Tensor) -> bool:
-    xd = x.double()
-    t, rest = xd[:, 0], xd[:, 1:]
-    expected = torch.sqrt(1.0 / curv.double().reshape(()) + (rest * rest).sum(-1))
-    # Relative tolerance 1e-4: float32 round-off of genuine full coordinates stays far below it.
-    return bool(torch.all(t > 0)) and bool(torch.all((t - expected).abs() <= 1e-4 * expected))
+    space(method).check_points(x, curv, name, getattr(method, "name", str(method)))
 
 
 def check_pair(image: Tensor, text: Tensor, method, curv: Tensor) -> None:
@@ -152,47 +121,43 @@ def similarity_fn(method, score: str = "method"):
     """Callable ``(image (Ni,D), text (Nt,D), curv) -> (Ni, Nt)``, higher = better match.
 
     ``"method"``: ``method.similarity`` (the paper's training/scoring rule). For product
-    methods two alternatives: ``"product_inner"`` is the sum over factors of the Lorentz
-    inner products (PHyCLIP's released zero-shot/retrieval scoring), ``"product_dist"`` is
-    minus the combined product distance (its training metric).
+    methods (the space lists them in ``extra_scores``) two alternatives: ``"product_inner"`` is
+    the sum over factors of the Lorentz inner products (PHyCLIP's released zero-shot/retrieval
+    scoring), ``"product_dist"`` is minus the combined product distance (its training metric).
 
     The sum of per-factor inner products is computed as two matmuls,
     ``sum_i <x_i, y_i>_L = x . y - sum_i x_t,i y_t,i`` (no (Ni, Nt, k) intermediate); a
-    product method whose own score is ``"inner_sum"`` is scored this way (tests check it
-    equals ``method.similarity``). The returned callable has an attribute ``width``: how many
-    floats per score entry its intermediates take, so callers can size their blocks.
+    method whose own score is ``"inner_sum"`` is scored this way (tests check it equals
+    ``method.similarity``). The returned callable has an attribute ``width``: how many floats
+    per score entry its intermediates take (the space's ``k`` for a product distance), so
+    callers can size their blocks.
     """
     if score not in SCORES:
         raise ValueError(f"score={score!r} unknown; choose one of {SCORES}")
-    if score != "method" and method.geometry != "product":
+    sp = space(method)
+    if score != "method" and score not in sp.extra_scores:
         raise ValueError(f"score={score!r} needs a product method, got geometry {method.geometry!r}")
-    if method.geometry == "product":
-        k = product_k(method)
-        how = getattr(getattr(method, "space", None), "how", None) or method.defaults.get("how", "l1")
-        if score == "product_inner" or (score == "method" and method.defaults.get("score") == "inner_sum"):
-            def fn(image, text, curv):
-                return product_inner_sum(image, text, curv, k)
-            fn.width = 1
-            return fn
-        if score == "product_dist":
-            def fn(image, text, curv):
-                c = product.factor_curv(curv, k, image)
-                return -product.pairwise_dist(product.split(image, k), product.split(text, k), curv=c, how=how)
-            fn.width = k
-            return fn
+    if score == "product_inner" or (score == "method" and "product_inner" in sp.extra_scores
+                                    and method.defaults.get("score") == "inner_sum"):
+        def fn(image, text, curv):
+            return sp.pairwise_inner_sum(image, text, curv=curv)
+        fn.width = 1
+        return fn
+    if score == "product_dist":
+        def fn(image, text, curv):
+            return -sp.pairwise_dist(image, text, curv=curv)
+        fn.width = sp.k
+        return fn
 
     def fn(image, text, curv):
         return method.similarity(image, text, curv=curv)
-    fn.width = product_k(method) if method.geometry == "product" else 1
+    fn.width = sp.k
     return fn
 
 
 def product_inner_sum(image: Tensor, text: Tensor, curv, k: int) -> Tensor:
     """Flat (Ni, k*d) x (Nt, k*d) -> (Ni, Nt): :func:`hyplib.product.pairwise_inner_sum`."""
-    image = image.float() if image.dtype in (torch.float16, torch.bfloat16) else image
-    text = text.to(image.dtype)
-    c = product.factor_curv(curv, k, image).to(image.dtype)
-    return product.pairwise_inner_sum(product.split(image, k), product.split(text, k), curv=c)
+    return Product(k, None).pairwise_inner_sum(image, text, curv=curv)
 
 
 def paired_similarity(sim, image: Tensor, text: Tensor, curv, block: int = 512) -> Tensor:
@@ -217,12 +182,7 @@ def distance_to_root(method, x: Tensor, curv) -> Tensor:
 
 def tangent(method, x: Tensor, curv) -> Tensor:
     """Tangent vectors at the root (logmap0; per factor for product; identity for euclidean)."""
-    if method.geometry == "lorentz":
-        return lorentz.logmap0(x, curv=curv)
-    if method.geometry == "product":
-        k = product_k(method)
-        return product.merge(product.logmap0(product.split(x, k), curv=product.factor_curv(curv, k, x)))
-    return x
+    return space(method).tangent(x, curv=curv)
 
 
 # --------------------------------------------------------------------------- ranking under ties
@@ -298,7 +258,8 @@ def model_device(model) -> torch.device:
 
 
 def model_image_size(model) -> int | None:
-    for holder in (model, getattr(model, "visual", None), getattr(model, "cfg", None), getattr(model, "model_cfg", None)):
+    holders = (model, getattr(model, "visual", None), getattr(model, "cfg", None), getattr(model, "model_cfg", None))
+    for holder in holders:
         if holder is None:
             continue
         size = holder.get("image_size") if isinstance(holder, Mapping) else getattr(holder, "image_size", None)

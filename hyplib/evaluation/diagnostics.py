@@ -22,7 +22,6 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from hyplib import lorentz, product
 from hyplib.evaluation import _common as C
 
 KINDS = ("image", "text", "box_image", "box_text")
@@ -90,9 +89,7 @@ def spectrum_summary(eig: np.ndarray) -> dict:
 # --------------------------------------------------------------------------- product factors
 def factor_norms(x: Tensor, method, curv) -> np.ndarray:
     """(N, k*d) product embeddings -> (N, k) per-factor distance to the root."""
-    k = C.product_k(method)
-    xs = product.split(C.as_float(x), k)
-    return product.dist0(xs, curv=product.factor_curv(curv, k, xs)).double().numpy()
+    return C.space(method).factor_radii(C.as_float(x), curv=curv).double().numpy()
 
 
 def factor_summary(fn: np.ndarray, active_frac: float = 0.1) -> dict:
@@ -107,29 +104,10 @@ def factor_summary(fn: np.ndarray, active_frac: float = 0.1) -> dict:
 
 
 # --------------------------------------------------------------------------- traversal
-def _nearest_dist(method, points: Tensor, texts: Tensor, curv) -> Tensor:
-    """Distances (P, M) between points and texts in the method's geometry."""
-    if method.geometry == "lorentz":
-        return lorentz.pairwise_dist(points, texts, curv=curv.reshape(()))
-    k = C.product_k(method)
-    how = getattr(getattr(method, "space", None), "how", None) or method.defaults.get("how", "l1")
-    c = product.factor_curv(curv, k, points)
-    return product.pairwise_dist(product.split(points, k), product.split(texts, k), curv=c, how=how)
-
-
 def cone_mask(texts: Tensor, images: Tensor, method, curv, min_radius: float = 0.1) -> Tensor:
     """(N_img, M) bool: text ``j``'s entailment cone contains image ``i``
     (``phi(t_j, x_i) <= omega(t_j)``; product: mean over factors of ``phi/omega <= 1``)."""
-    if method.geometry == "lorentz":
-        c = curv.reshape(())
-        phi = lorentz.pairwise_exterior_angle(texts, images, curv=c)  # (M, N)
-        return (phi <= lorentz.half_aperture(texts, curv=c, min_radius=min_radius).unsqueeze(1)).T
-    k = C.product_k(method)
-    c = product.factor_curv(curv, k, texts)
-    tf, xf = product.split(texts, k).transpose(0, 1), product.split(images, k).transpose(0, 1)
-    phi = lorentz.pairwise_exterior_angle(tf, xf, curv=c)  # (k, M, N)
-    omega = lorentz.half_aperture(tf, curv=c.unsqueeze(-1), min_radius=min_radius)  # (k, M)
-    return ((phi / omega.unsqueeze(-1)).mean(0) <= 1.0).T
+    return C.space(method).cone_mask(texts, images, curv=curv, min_radius=min_radius)
 
 
 def traverse_to_root(images: Tensor, texts: Tensor, method, curv, *, steps: int = 10,
@@ -147,20 +125,14 @@ def traverse_to_root(images: Tensor, texts: Tensor, method, curv, *, steps: int 
     Returns:
         (N, steps) int text indices; -1 where no text passes the filter.
     """
-    if method.geometry == "euclidean":
-        raise ValueError(f"root traversal needs a hyperbolic method; {method.name!r} is euclidean")
+    space = C.space(method)
+    if not space.hyperbolic:
+        raise ValueError(f"root traversal needs a hyperbolic method; {method.name!r} is {method.geometry}")
     images, texts = C.as_float(images, "images"), C.as_float(texts, "texts")
     C.check_pair(images, texts, method, curv)
     n = images.shape[0]
-    if method.geometry == "lorentz":
-        path = lorentz.geodesic(images, torch.zeros_like(images), curv=curv.reshape(()), steps=steps)
-    else:
-        k = C.product_k(method)
-        xs = product.split(images, k)
-        c = product.factor_curv(curv, k, xs)
-        path = lorentz.geodesic(xs, torch.zeros_like(xs), curv=c, steps=steps)  # (N, k, steps, d)
-        path = product.merge(path.transpose(1, 2))  # (N, steps, k*d)
-    d = _nearest_dist(method, path.reshape(n * steps, -1), texts, curv).reshape(n, steps, -1)
+    path = space.path_to_root(images, curv=curv, steps=steps)  # (N, steps, D)
+    d = space.pairwise_dist(path.reshape(n * steps, -1), texts, curv=curv).reshape(n, steps, -1)
     if cone_filter:
         allowed = cone_mask(texts, images, method, curv, min_radius)  # (N, M)
         d = torch.where(allowed.unsqueeze(1), d, torch.full_like(d, torch.inf))

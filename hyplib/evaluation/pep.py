@@ -11,8 +11,8 @@ For product embeddings both are averaged over factors (``phi_i`` and ``phi_i / o
 AUC-ROC and average precision come from scikit-learn; they depend only on the ranking, so
 what matters is the pair set and the choice of variant. Ties need no rule of ours: AUC gives a
 tied (positive, negative) pair half credit by definition and AP scores a tied block at its
-precision, so a constant score gets AUC 0.5 and AP = the share of positives (chance). Euclidean (CLIP) embeddings have no
-entailment cones: ValueError.
+precision, so a constant score gets AUC 0.5 and AP = the share of positives (chance).
+Euclidean (CLIP) embeddings have no entailment cones: ValueError.
 
 Per pair type (``meta["pair_types"]``): a type holding both labels is scored on its own; a
 positive-only type is scored against all negatives, a negative-only type against all
@@ -28,7 +28,6 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import Tensor
 
-from hyplib import lorentz, product
 from hyplib.evaluation import _common as C
 
 KINDS = {0: "image", 1: "text"}
@@ -43,18 +42,10 @@ def pair_angles(parent: Tensor, child: Tensor, method, curv, min_radius: float =
     Returns:
         ``phi`` (P,) or (P, k) for product, ``omega`` of the same shape.
     """
-    if method.geometry == "euclidean":
+    if not C.space(method).hyperbolic:
         raise ValueError(f"PEP needs hyperbolic embeddings (exterior angle, cone aperture); method "
-                         f"{method.name!r} is euclidean")
-    if method.geometry == "product":
-        k = C.product_k(method)
-        c = product.factor_curv(curv, k, parent)
-        parent, child = product.split(parent, k), product.split(child, k)
-    else:
-        c = curv.reshape(())
-    phi = lorentz.exterior_angle(parent, child, curv=c)
-    omega = lorentz.half_aperture(parent, curv=c, min_radius=min_radius)
-    return phi, omega
+                         f"{method.name!r} is {method.geometry}")
+    return C.space(method).cone_angles(parent, child, curv=curv, min_radius=min_radius)
 
 
 def _auc_ap(labels: np.ndarray, score: np.ndarray) -> tuple[float, float]:
@@ -141,8 +132,8 @@ def evaluate_pep(source, benchmark: Mapping, *, method=None, curv=None, batch_si
     C.need(benchmark, ["pairs", "labels"], "the pep benchmark")
     method = C.resolve_method(source, method)
     curv = C.resolve_curv(source, curv)
-    if method.geometry == "euclidean":
-        raise ValueError(f"PEP needs hyperbolic embeddings; method {method.name!r} is euclidean")
+    if not C.space(method).hyperbolic:
+        raise ValueError(f"PEP needs hyperbolic embeddings; method {method.name!r} is {method.geometry}")
     image = C.embeddings(source, "image", lambda: C.encode_images(source, benchmark["images"], batch_size=batch_size))
     text = C.embeddings(source, "text", lambda: C.encode_texts(source, benchmark["texts"], batch_size=2 * batch_size))
     C.check_pair(image, text, method, curv)

@@ -4,8 +4,8 @@ Class embeddings: each class's prompt features are averaged **in the tangent spa
 (``model.text_features``: after the projection, before alpha and expmap), then lifted with
 ``model.lift`` (``prompt_agg="tangent_mean"``, MERU/HyCoCLIP/PHyCLIP). ATMG instead averages
 the *scores* over prompts (``prompt_agg="score_mean"``: each prompt lifted on its own,
-similarity averaged per class); ``"auto"`` picks it for ``method.name == "atmg"`` and the
-tangent mean otherwise.
+similarity averaged per class); ``"auto"`` takes the method's own choice,
+``method.EVAL_DEFAULTS["prompt_agg"]`` (ATMG: ``score_mean``; the others: the tangent mean).
 
 Images are scored against the classes with the method's own similarity (or a product
 variant, see :func:`hyplib.evaluation._common.similarity_fn`). Reported: mean per-class
@@ -107,10 +107,16 @@ def class_scores(image: Tensor, classes: Tensor, sim, curv, *, block_elems: int 
 
 
 def resolve_prompt_agg(prompt_agg: str, method) -> str:
+    """``prompt_agg``, or for ``"auto"`` the method's ``EVAL_DEFAULTS["prompt_agg"]``
+    (``"tangent_mean"`` for a method that states none)."""
     if prompt_agg not in PROMPT_AGGS:
         raise ValueError(f"prompt_agg={prompt_agg!r} unknown; choose one of {PROMPT_AGGS}")
     if prompt_agg == "auto":
-        return "score_mean" if getattr(method, "name", "") == "atmg" else "tangent_mean"
+        agg = getattr(method, "EVAL_DEFAULTS", {}).get("prompt_agg", "tangent_mean")
+        if agg not in PROMPT_AGGS[1:]:
+            raise ValueError(f"method {getattr(method, 'name', method)!r} states prompt_agg={agg!r}; "
+                             f"choose one of {PROMPT_AGGS[1:]}")
+        return agg
     return prompt_agg
 
 

@@ -66,7 +66,7 @@ def centroid_regulariser(emb: Embeddings, radius_text: float, radius_image: floa
             + (lorentz.dist0(y_e, curv=emb.curv) - radius_image).abs())
 
 
-def _loss_paper(method: "ATMG", emb: Embeddings) -> dict:
+def _loss_paper(method: ATMG, emb: Embeddings) -> dict:
     """Paper variant.
 
     .. math:: L = L^{T\\to I}(-\\alpha) + L^{T\\to I}(\\beta) + \\lambda L_{centroid},\\quad
@@ -91,7 +91,7 @@ def _loss_paper(method: "ATMG", emb: Embeddings) -> dict:
                                              centroid=centroid)}
 
 
-def _loss_code(method: "ATMG", emb: Embeddings) -> dict:
+def _loss_code(method: ATMG, emb: Embeddings) -> dict:
     """Code variant.
 
     .. math:: L = \\tfrac12[CE(-s\\,\\phi(T_i, I_j)) + CE(s\\,\\phi(I_i, T_j))]
@@ -153,6 +153,9 @@ class ATMG(Method):
         "paper": {},
         "code": {"curv_init": 0.1, "learn_curv": False, "centroid_weight": 0.0},
     }
+    #: Zero-shot averages the angle scores over a class's prompts (both the paper's "min mean
+    #: phi(T, I)" and the released code's "max mean phi(I, T)"), not the tangent features.
+    EVAL_DEFAULTS = {"prompt_agg": "score_mean"}
 
     #: Values of ``directions`` (paper variant): the literal T->I pair, or T->I plus I->T.
     DIRECTIONS = ("text_image", "both")

@@ -19,7 +19,7 @@ from hyplib.methods.spaces import Space, make_space
 
 __all__ = ["Embeddings", "Method", "COMMON_DEFAULTS", "HYPERBOLIC_DEFAULTS"]
 
-#: Defaults every method shares (MERU's/CLIP's parametrisation, METHODS.md section 2).
+#: Defaults every method shares (MERU's/CLIP's parametrisation, docs/METHODS.md section 2).
 COMMON_DEFAULTS: dict = {
     "embed_dim": 512,
     "logit_scale_init": 1.0 / 0.07,
@@ -74,7 +74,7 @@ HYPERBOLIC_DEFAULTS: dict = {
 }
 
 
-def boxes_as_pairs(emb: "Embeddings") -> "Embeddings":
+def boxes_as_pairs(emb: Embeddings) -> Embeddings:
     """The batch with its box crops and box phrases appended as extra image-text pairs.
 
     HyCoCLIP's ablation trains CLIP and MERU "with boxes" this way: the boxes only add
@@ -97,6 +97,10 @@ class Method:
         PAPER_DEFAULTS: the paper's defaults (merged over :data:`COMMON_DEFAULTS`).
         VARIANTS: optional ``{variant: updates}``; the chosen ``variant`` key's updates are
             applied over ``PAPER_DEFAULTS`` before the caller's overrides.
+        EVAL_DEFAULTS: how the evaluation protocols treat this method where papers differ
+            (``prompt_agg``: zero-shot prompt aggregation, ``"tangent_mean"`` or
+            ``"score_mean"``, see :mod:`hyplib.evaluation.zeroshot`); not training
+            hyper-parameters, so not in ``defaults``.
 
     Instance attribute:
         defaults: the effective configuration (paper defaults, variant, then overrides), with
@@ -109,6 +113,7 @@ class Method:
     uses_boxes: ClassVar[bool] = False
     PAPER_DEFAULTS: ClassVar[dict] = {}
     VARIANTS: ClassVar[dict[str, dict]] = {}
+    EVAL_DEFAULTS: ClassVar[dict] = {"prompt_agg": "tangent_mean"}
 
     def __init__(self, **overrides):
         base = {**COMMON_DEFAULTS, **self.PAPER_DEFAULTS}

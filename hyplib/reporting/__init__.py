@@ -2,7 +2,7 @@
 
 * :func:`main_comparison`: rows = methods of the ``main`` study, columns = the key metric of
   every protocol (:data:`MAIN_METRICS`), mean and sample std (ddof=1) over seeds.
-* :func:`claims_table`: one row per claim of METHODS.md section 5 (sub-parts as rows), with
+* :func:`claims_table`: one row per claim of docs/METHODS.md section 5 (sub-parts as rows), with
   the measured quantity, its values, the direction observed and whether the claim holds here.
   Everything is computed from the metrics (and training logs); no outcome is written in.
 * :func:`write_tables`: Markdown and CSV files (``main_comparison.*``, ``claims.*``).

@@ -1,4 +1,4 @@
-"""The claims table: one row per claim of METHODS.md section 5, measured on the runs.
+"""The claims table: one row per claim of docs/METHODS.md section 5, measured on the runs.
 
 Each row says what was measured, its values (mean ± std over seeds, n), the direction observed
 and whether the claim holds here (rules in :mod:`hyplib.reporting.common`). A claim with several
@@ -332,7 +332,7 @@ def _claim6(groups) -> list[dict]:
 
 
 def claims_table(runs, metrics: Mapping | None = None, logs: Mapping | None = None) -> pd.DataFrame:
-    """One row per claim of METHODS.md section 5 (see the module docstring for the rules).
+    """One row per claim of docs/METHODS.md section 5 (see the module docstring for the rules).
 
     Args:
         runs: run specs (dicts with ``name, method, variant, seed, study, overrides``) or

@@ -59,7 +59,7 @@ def write_tables(out_dir, main: pd.DataFrame | None = None, claims: pd.DataFrame
         written += [out / "main_comparison.csv", out / "main_comparison.md"]
     if claims is not None:
         claims.to_csv(out / "claims.csv", index=False)
-        (out / "claims.md").write_text("Claims of METHODS.md section 5, measured on these runs.\n\n"
+        (out / "claims.md").write_text("Claims of docs/METHODS.md section 5, measured on these runs.\n\n"
                                        + claims_markdown(claims) + "\n")
         written += [out / "claims.csv", out / "claims.md"]
     return written

@@ -112,7 +112,7 @@ def test_prompt_aggregation_is_the_methods_own():
 
 # --------------------------------------------------------------------------- registry
 def test_registry_order_and_needs():
-    assert DR.PROTOCOLS == ("zeroshot", "hierarchy", "retrieval", "pep", "chains", "composition", "hierarcaps",
+    assert DR.PROTOCOLS == ("zeroshot", "probe", "hierarchy", "retrieval", "pep", "chains", "composition", "hierarcaps",
                             "diagnostics")
     assert DR.NEEDS == {name: p.needs for name, p in P.REGISTRY.items()}
     assert [name for name, p in P.REGISTRY.items() if p.cones] == ["pep"]

@@ -28,6 +28,7 @@ from hyplib.evaluation import diagnostics as _diag
 from hyplib.evaluation import hierarcaps as _hierarcaps
 from hyplib.evaluation import hierarchy as _hierarchy
 from hyplib.evaluation import pep as _pep
+from hyplib.evaluation import probe as _probe
 from hyplib.evaluation import retrieval as _retrieval
 from hyplib.evaluation import zeroshot as _zeroshot
 from hyplib.tree import Tree
@@ -175,6 +176,16 @@ def _run_zeroshot(s: Session) -> None:
     s.arrays["zeroshot_labels"] = np.asarray(labels)
 
 
+def _run_probe(s: Session) -> str | None:
+    b = s.bench("zeroshot")
+    # Five folds, fewer on a small benchmark: every fold needs an image of every class.
+    folds = min(5, int(np.unique(np.asarray(b["labels"]), return_counts=True)[1].min()))
+    if folds < 2:
+        return "the linear probe needs at least 2 zero-shot images per class"
+    feats = C.image_features(s.model, b["images"], batch_size=s.options["batch_size"])
+    s.add("probe", _probe.linear_probe(feats.numpy(), b["labels"], folds=folds))
+
+
 def _run_hierarchy(s: Session) -> str | None:
     scores, labels = _zeroshot_scores(s)
     t = s.default_tree()
@@ -299,6 +310,7 @@ def _run_diagnostics(s: Session) -> None:
 #: Every protocol, in the order ``run_all`` runs them.
 REGISTRY: dict[str, Protocol] = {p.name: p for p in (
     Protocol("zeroshot", ("zeroshot",), ("zeroshot/", "arrays: zeroshot_pred, zeroshot_labels"), _run_zeroshot),
+    Protocol("probe", ("zeroshot",), ("probe/",), _run_probe),
     Protocol("hierarchy", ("zeroshot",), ("hierarchy/reference/", "hierarchy/corrected/"), _run_hierarchy),
     Protocol("retrieval", ("retrieval",), ("retrieval/", "retrieval_<name>/"), _run_retrieval),
     Protocol("pep", ("pep",), ("pep/",), _run_pep, cones=True),

@@ -28,6 +28,7 @@ __all__ = ["MAIN_METRICS", "EQUAL_TOL", "DEFAULT_TOL", "SMALL_EFFECT", "fmt", "r
 
 MAIN_METRICS: dict[str, tuple[str, bool]] = {
     "zeroshot/mean_per_class_acc": ("ZS acc", True), "zeroshot/top1": ("ZS top-1", True),
+    "probe/acc": ("probe", True),
     "retrieval/i2t_R@1": ("I2T R@1", True), "retrieval/i2t_R@5": ("I2T R@5", True),
     "retrieval/t2i_R@1": ("T2I R@1", True), "retrieval/t2i_R@5": ("T2I R@5", True),
     "hierarchy/reference/TIE": ("TIE", False), "hierarchy/reference/LCA": ("LCA", False),

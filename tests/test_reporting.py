@@ -247,3 +247,28 @@ def test_claims_on_data_without_the_benchmark_say_so():
     first = next(iter(records))
     records[first]["skipped"] = {}
     assert reporting.claims_table(runs, records, logs).set_index("id").loc["2a", "holds"] != "n/a"
+
+
+def test_uniform_random_reference_row(tmp_path):
+    """The reference row carries chance and the exact expected TIE/LCA/J of a uniform guess on the
+    benchmark's own tree: for root -> {a, b}, a -> {a1, a2}, leaves a1, a2, b (hand-computed over
+    the 9 equally likely (prediction, truth) pairs: TIE = (0*3 + 2*2 + 3*4) / 9)."""
+    import json
+
+    from hyplib.evaluation.protocols import random_reference
+
+    (tmp_path / "zeroshot.json").write_text(json.dumps({"classnames": ["a1", "a2", "b"], "class_ids": ["a1", "a2", "b"],
+                                                        "templates": ["{}"]}))
+    np.savez(tmp_path / "zeroshot.npz", images=np.zeros((3, 4, 4, 3), np.uint8), labels=np.arange(3))
+    (tmp_path / "taxonomy.json").write_text(json.dumps({"parent": {"root": None, "a": "root", "b": "root", "a1": "a", "a2": "a"},
+                                                        "leaves": ["a1", "a2", "b"]}))
+    np.savez(tmp_path / "taxonomy.npz", unused=np.zeros(1))
+    ref = random_reference(tmp_path)
+    assert ref["zeroshot/mean_per_class_acc"] == pytest.approx(1 / 3)
+    assert ref["hierarchy/reference/TIE"] == pytest.approx(16 / 9)
+    runs = [_spec("meru", s) for s in range(2)]
+    metrics = {f"meru-base-s{s}": {"hierarchy/reference/TIE": 1.0} for s in range(2)}
+    table = reporting.main_comparison(runs, metrics, reference=ref)
+    assert list(table.index) == ["MERU", reporting.RANDOM_ROW]
+    assert table.loc[reporting.RANDOM_ROW, "TIE mean"] == pytest.approx(16 / 9)
+    assert table.loc[reporting.RANDOM_ROW, "seeds"] == 0 and math.isnan(table.loc[reporting.RANDOM_ROW, "TIE std"])

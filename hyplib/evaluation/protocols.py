@@ -41,6 +41,40 @@ EMB_SAMPLE = 512
 CHAIN_KINDS = ("whole", "part", "subpart")
 
 
+def taxonomy_tree(taxonomy: dict | None, zeroshot: dict | None) -> Tree | None:
+    """The tree of a ``taxonomy`` benchmark; without one, for real ImageNet (zero-shot class ids
+    = the 1,000 WordNet ids), ``hyplib.data.wordnet.imagenet_tree()``; else None."""
+    if taxonomy is not None:
+        return Tree(parent=taxonomy["parent"], names=taxonomy.get("names", {}), leaves=taxonomy.get("leaves", []))
+    if zeroshot is not None and len(zeroshot.get("class_ids", [])) == 1000:
+        from hyplib.data.wordnet import imagenet_tree
+
+        wn = imagenet_tree()
+        if set(map(str, zeroshot["class_ids"])) == set(wn.leaves):
+            return wn
+    return None
+
+
+def random_reference(bench_dir) -> dict[str, float]:
+    """What a uniform-random predictor scores on ``bench_dir``'s zero-shot benchmark: chance
+    accuracy and the exact expected hierarchy metrics on its tree (``{}`` without the benchmark;
+    no hierarchy keys without a tree). Keys as in ``run_all``'s metrics."""
+    from hyplib.data.benchmarks import load_benchmark
+
+    bench_dir = Path(bench_dir)
+    if not (bench_dir / "zeroshot.json").is_file():
+        return {}
+    zs = load_benchmark(bench_dir, "zeroshot")
+    chance = 1.0 / len(zs["classnames"])
+    out = {"zeroshot/mean_per_class_acc": chance, "zeroshot/top1": chance, "probe/acc": chance}
+    taxonomy = load_benchmark(bench_dir, "taxonomy") if (bench_dir / "taxonomy.json").is_file() else None
+    tree = taxonomy_tree(taxonomy, zs)
+    if tree is not None:
+        out.update({f"hierarchy/reference/{k}": v
+                    for k, v in _hierarchy.expected_random_metrics(tree, "reference").items()})
+    return out
+
+
 @dataclass
 class Session:
     """What one :func:`~hyplib.evaluation.driver.run_all` call shares between its protocols."""
@@ -101,16 +135,7 @@ class Session:
         ``hyplib.data.wordnet.imagenet_tree()``."""
         if self.tree is not None:
             return self.tree
-        b = self.bench("taxonomy")
-        t = None if b is None else Tree(parent=b["parent"], names=b.get("names", {}), leaves=b.get("leaves", []))
-        zs = self.bench("zeroshot")
-        if t is None and zs is not None and len(zs.get("class_ids", [])) == 1000:
-            from hyplib.data.wordnet import imagenet_tree
-
-            wn = imagenet_tree()
-            if set(map(str, zs["class_ids"])) == set(wn.leaves):
-                return wn
-        return t
+        return taxonomy_tree(self.bench("taxonomy"), self.bench("zeroshot"))
 
     def hierarcaps_captions(self):
         """(n, L, D) embeddings of the hierarcaps caption chains (n images, L levels)."""

@@ -17,7 +17,7 @@ claim with several parts holds when every part does and fails when any part fail
 from hyplib.reporting.claims import CLAIM_COLUMNS, claims_table
 from hyplib.reporting.common import (EQUAL_TOL, MAIN_METRICS, NOT_REACHED, about_equal, beats, combine, fmt, near,
                                      sign_of)
-from hyplib.reporting.tables import claims_markdown, main_comparison, to_markdown, write_tables
+from hyplib.reporting.tables import RANDOM_ROW, claims_markdown, main_comparison, to_markdown, write_tables
 
-__all__ = ["MAIN_METRICS", "EQUAL_TOL", "NOT_REACHED", "CLAIM_COLUMNS", "main_comparison", "to_markdown", "claims_table",
+__all__ = ["MAIN_METRICS", "EQUAL_TOL", "NOT_REACHED", "RANDOM_ROW", "CLAIM_COLUMNS", "main_comparison", "to_markdown", "claims_table",
            "claims_markdown", "write_tables", "beats", "about_equal", "near", "sign_of", "combine", "fmt"]

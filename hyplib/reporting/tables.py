@@ -11,12 +11,21 @@ from hyplib.figures.runs import group_by_config, seed_stats
 from hyplib.paths import resolve
 from hyplib.reporting.common import MAIN_METRICS, runs_and_metrics, values
 
-__all__ = ["main_comparison", "to_markdown", "claims_markdown", "write_tables"]
+__all__ = ["RANDOM_ROW", "main_comparison", "to_markdown", "claims_markdown", "write_tables"]
 
 # --------------------------------------------------------------------------- main table
+#: Label of the reference row :func:`main_comparison` adds from ``reference``.
+RANDOM_ROW = "uniform random (expected)"
+
+
 def main_comparison(runs, metrics: Mapping | None = None, *, study: str = "main",
-                    keys: Mapping[str, tuple[str, bool]] = MAIN_METRICS) -> pd.DataFrame:
-    """Rows = method labels of ``study``; columns ``seeds`` and ``<name> mean``/``<name> std``."""
+                    keys: Mapping[str, tuple[str, bool]] = MAIN_METRICS,
+                    reference: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Rows = method labels of ``study``; columns ``seeds`` and ``<name> mean``/``<name> std``.
+
+    ``reference``: metrics of a uniform-random predictor
+    (:func:`hyplib.evaluation.protocols.random_reference`), added as a last row
+    (:data:`RANDOM_ROW`, 0 seeds, no std) so every method reads against chance."""
     runs = runs_and_metrics(runs, metrics, None)
     rows = []
     for label, group in group_by_config([r for r in runs if study in r.study]).items():
@@ -24,6 +33,11 @@ def main_comparison(runs, metrics: Mapping | None = None, *, study: str = "main"
         for key, (name, _) in keys.items():
             mean, std, _n = seed_stats(values(group, key))
             row[f"{name} mean"], row[f"{name} std"] = mean, std
+        rows.append(row)
+    if reference:
+        row = {"method": RANDOM_ROW, "seeds": 0}
+        for key, (name, _) in keys.items():
+            row[f"{name} mean"], row[f"{name} std"] = float(reference.get(key, math.nan)), math.nan
         rows.append(row)
     cols = ["method", "seeds"] + [f"{n} {s}" for n, _ in keys.values() for s in ("mean", "std")]
     return pd.DataFrame(rows, columns=cols).set_index("method")

@@ -44,10 +44,6 @@ __all__ = ["pairwise_product_dist"]
 CPU_CHUNK_ELEMENTS = 2 ** 20
 #: On GPUs larger chunks keep kernels busy; memory stays bounded all the same.
 CUDA_CHUNK_ELEMENTS = 2 ** 26
-#: The forward keeps its (k, B1, B2) ``acosh`` values for the backward (which then computes no
-#: logarithm, the costliest pass) while they take at most this many bytes; above it they are
-#: recomputed. k = 64, B = 1024, float32: 256 MiB per call.
-SAVED_BYTES_LIMIT = 2 ** 30
 
 
 def _extended(x: Tensor, y: Tensor, curv: Tensor):
@@ -74,10 +70,10 @@ def _workspace(x: Tensor, rows: int, b2: int) -> list[Tensor]:
     return [x.new_empty(min(rows, x.shape[1]), b2) for _ in range(3)]
 
 
-def _arg_terms(xa_i: Tensor, yb_i: Tensor, floor: float, want_mask: bool, work: list[Tensor]):
-    """One chunk: clamped ``a``, ``r = (a^2-1)^{-1/2}``, ``a^2 - 1`` and the floor mask (or None).
+def _acosh_terms(xa_i: Tensor, yb_i: Tensor, floor: float, want_mask: bool, work: list[Tensor]):
+    """One chunk: clamped ``a``, ``r = (a^2-1)^{-1/2}``, ``acosh(a)`` and the floor mask (or None).
 
-    The three tensors are views of the ``work`` buffers.
+    The three results are views of the ``work`` buffers (``acosh`` overwrites ``a^2 - 1``).
     """
     n = xa_i.shape[0]
     a, q, r = (w[:n] for w in work)
@@ -88,21 +84,15 @@ def _arg_terms(xa_i: Tensor, yb_i: Tensor, floor: float, want_mask: bool, work: 
     a.clamp_min_(floor)
     torch.addcmul(a.new_tensor(-1.0), a, a, out=q)
     torch.rsqrt(q, out=r)
-    return a, r, q, mask
-
-
-def _acosh(a: Tensor, r: Tensor, q: Tensor, out: Tensor | None = None) -> Tensor:
-    """``acosh(a) = log(a + sqrt(a^2 - 1))`` from :func:`_arg_terms` (vectorised, unlike torch.acosh);
-    overwrites ``q`` and writes into ``out`` when given, else into ``q``."""
-    q.mul_(r).add_(a)
-    return torch.log(q, out=out) if out is not None else q.log_()
+    acosh = q.mul_(r).add_(a).log_()  # log(a + sqrt(a^2 - 1)); vectorised, unlike torch.acosh
+    return a, r, acosh, mask
 
 
 class _PairwiseProductDist(torch.autograd.Function):
     """(k, B1, d) x (k, B2, d) x (k,) -> (B1, B2); see the module docstring."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, y: Tensor, curv: Tensor, how: str, rows: int, save: bool) -> Tensor:
+    def forward(ctx, x: Tensor, y: Tensor, curv: Tensor, how: str, rows: int) -> Tensor:
         k = x.shape[0]
         _, _, xa, yb = _extended(x, y, curv)
         floor = 1.0 + eps_for(x.dtype)
@@ -110,28 +100,25 @@ class _PairwiseProductDist(torch.autograd.Function):
         out = x.new_zeros(x.shape[1], y.shape[1]) if how != "linf" else x.new_full(
             (x.shape[1], y.shape[1]), -float("inf"))
         work = _workspace(x, rows, y.shape[1])
-        # acosh of every factor and pair, kept for the backward when asked: it then needs no log.
-        saved = x.new_empty(k, x.shape[1], y.shape[1]) if save else None
         for i in range(k):
             for lo in range(0, x.shape[1], rows):
                 o = out[lo:lo + rows]
-                a, r, q, _ = _arg_terms(xa[i, lo:lo + rows], yb[i], floor, False, work)
-                d = _acosh(a, r, q, None if saved is None else saved[i, lo:lo + rows])
+                _, _, d, _ = _acosh_terms(xa[i, lo:lo + rows], yb[i], floor, False, work)
                 if how == "l1":
                     o.add_(d, alpha=inv_sqrt_c[i] / k)
                 elif how == "l2":
                     o.addcmul_(d, d, value=inv_sqrt_c[i] ** 2 / k)
                 else:
-                    torch.maximum(o, torch.mul(d, inv_sqrt_c[i], out=q), out=o)  # q is free by now
+                    torch.maximum(o, d.mul_(inv_sqrt_c[i]), out=o)
         if how == "l2":
             out.sqrt_()
-        ctx.save_for_backward(x, y, curv, out, saved)
+        ctx.save_for_backward(x, y, curv, out)
         ctx.how, ctx.rows = how, rows
         return out
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        x, y, curv, out, saved = ctx.saved_tensors
+        x, y, curv, out = ctx.saved_tensors
         how, rows = ctx.how, ctx.rows
         k, b1, dim = x.shape
         xt, yt, xa, yb = _extended(x, y, curv)
@@ -139,14 +126,6 @@ class _PairwiseProductDist(torch.autograd.Function):
         c_list, inv_sqrt_c = curv.tolist(), curv.rsqrt().tolist()
         chunks = [(i, lo) for i in range(k) for lo in range(0, b1, rows)]
         work = _workspace(x, rows, y.shape[1])
-
-        def acosh_of(i, lo, terms):
-            """acosh of chunk (i, lo): the forward's, or recomputed (same operations, same bits)."""
-            if saved is not None:
-                return saved[i, lo:lo + rows]
-            a, r, q, _ = terms if terms is not None else _arg_terms(xa[i, lo:lo + rows], yb[i], floor, False, work)
-            return _acosh(a, r, q)  # q (a^2 - 1) is not needed after this
-
         # Per-entry dL/dD_i, up to a factor-dependent part: l1 g/k; l2 g D_i/(k out); linf
         # g [D_i = out] / (number of maxima), ties split evenly as torch.amax does.
         if how == "l1":
@@ -157,7 +136,8 @@ class _PairwiseProductDist(torch.autograd.Function):
         else:
             ties = torch.zeros_like(out)
             for i, lo in chunks:
-                ties[lo:lo + rows] += acosh_of(i, lo, None) * inv_sqrt_c[i] == out[lo:lo + rows]
+                d = _acosh_terms(xa[i, lo:lo + rows], yb[i], floor, False, work)[2].mul_(inv_sqrt_c[i])
+                ties[lo:lo + rows] += d == out[lo:lo + rows]
             gw = g / ties
         gx = torch.empty_like(x)
         g_cols = x.new_zeros(k, dim + 1, y.shape[1])                       # [-c x, c x_t]^T G
@@ -165,15 +145,14 @@ class _PairwiseProductDist(torch.autograd.Function):
         gc_rows = x.new_zeros(k)                                           # sum_r (G y_t)_r / x_t
         for i, lo in chunks:
             sl = slice(lo, lo + rows)
-            terms = _arg_terms(xa[i, sl], yb[i], floor, True, work)
-            a, r, _, mask = terms
-            acosh = acosh_of(i, lo, terms)
+            a, r, d, mask = _acosh_terms(xa[i, sl], yb[i], floor, True, work)
+            d.mul_(inv_sqrt_c[i])                                          # D_i
             w = gw[sl]
             if how == "l2":
-                w = w * (acosh * inv_sqrt_c[i])                            # D_i
+                w = w * d
             elif how == "linf":
-                w = w * (acosh * inv_sqrt_c[i] == out[sl])
-            gc_terms[i, 0] += torch.dot(w.reshape(-1), acosh.reshape(-1)) * inv_sqrt_c[i]
+                w = w * (d == out[sl])
+            gc_terms[i, 0] += torch.dot(w.reshape(-1), d.reshape(-1))
             ga = r.mul_(w)                                                 # dL/da * sqrt(c)
             if mask is not None:
                 ga.masked_fill_(mask, 0.0)
@@ -189,7 +168,7 @@ class _PairwiseProductDist(torch.autograd.Function):
         gy = y * (g_cols[:, dim] / yt)[..., None] + g_cols[:, :dim].transpose(1, 2)
         gc_cols = (g_cols[:, dim] / yt).sum(-1) / curv
         gc = -0.5 * gc_terms[:, 0] / curv + gc_terms[:, 1] / curv - 0.5 * (gc_rows + gc_cols) / curv
-        return gx, gy, gc, None, None, None
+        return gx, gy, gc, None, None
 
 
 def pairwise_product_dist(x: Tensor, y: Tensor, *, curv, how: str = "l1",
@@ -219,9 +198,7 @@ def pairwise_product_dist(x: Tensor, y: Tensor, *, curv, how: str = "l1",
     if chunk_elements is None:
         chunk_elements = CUDA_CHUNK_ELEMENTS if x.is_cuda else CPU_CHUNK_ELEMENTS
     rows = max(1, chunk_elements // max(1, y.shape[0]))
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad or c.requires_grad)
-    save = needs_grad and k * x.shape[0] * y.shape[0] * x.element_size() <= SAVED_BYTES_LIMIT
     with torch.autocast(device_type=x.device.type, enabled=False):
         # Factor-major contiguous copies: every chunk's matmul then reads contiguous memory.
         return _PairwiseProductDist.apply(x.transpose(0, 1).contiguous(), y.transpose(0, 1).contiguous(),
-                                          c.contiguous(), how, rows, save)
+                                          c.contiguous(), how, rows)

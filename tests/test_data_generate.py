@@ -137,6 +137,7 @@ def test_heldout_pairs_absent_from_training(world):
     assert sorted(set(comp["subsets"])) == sorted(SUBSETS)
 
 
+@pytest.mark.slow
 def test_composition_negatives_never_true():
     rng = np.random.default_rng(5)
     counts = dict.fromkeys(SUBSETS, 0)

@@ -47,6 +47,7 @@ def test_damaged_newest_checkpoint_falls_back_to_the_older_one(tmp_path):
         assert ckpt.load_newest(tmp_path / "b" / "checkpoints") == (None, None)
 
 
+@pytest.mark.slow
 def test_rebuilt_final_keeps_the_final_loss(tmp_path):
     cfg = cfg_for("clip", steps=4, checkpoint_every=2)
     first = fit(cfg, tmp_path, parts_for("clip"))
@@ -79,6 +80,7 @@ def _shard_parts(shards):
                       param_groups=models.param_groups, make_loader=loader)
 
 
+@pytest.mark.slow
 def test_data_counts_after_a_resume_equal_an_uninterrupted_run(tmp_path):
     samples = [{"__key__": f"k{i:03d}", "png": _png(i), "json": json.dumps({"caption": f"thing {i}"}).encode()}
                for i in range(40)]
@@ -136,6 +138,7 @@ def _notebook(path, source):
     return path
 
 
+@pytest.mark.slow
 def test_notebook_kernel_start_failure_is_retried(tmp_path, monkeypatch, capsys):
     import papermill.cli
 
@@ -157,6 +160,7 @@ def test_notebook_kernel_start_failure_is_retried(tmp_path, monkeypatch, capsys)
     assert papermill_retry.cells_ran(tmp_path / "out.ipynb")
 
 
+@pytest.mark.slow
 def test_notebook_failing_cell_is_not_retried(tmp_path, monkeypatch, capsys):
     from papermill.exceptions import PapermillExecutionError
 

@@ -548,6 +548,7 @@ def test_similarity_and_distance_shapes(name):
     assert r.shape == (5,) and torch.all(r >= 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", methods.names() + ["atmg:code"])
 def test_free_embeddings_train(name):
     """50 Adam steps on free features lifted by the method's own lift: the loss falls."""

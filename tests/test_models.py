@@ -135,6 +135,7 @@ def test_embed_dim_must_match_factors():
         models.build_model({**TINY, "embed_dim": 32}, method_for("phyclip"))
 
 
+@pytest.mark.slow
 def test_curvature_fixed_or_learnable():
     model = tiny("atmg", variant="code")
     names = dict(model.named_parameters())

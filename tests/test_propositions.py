@@ -73,6 +73,7 @@ def test_savefig_is_byte_stable(tmp_path):
 
 
 # --------------------------------------------------------------------------- propositions
+@pytest.mark.slow
 def test_atmg_prop1_someone_leaves_the_cone(quick):
     h, rows = quick["atmg_prop1"]["headline"], quick["atmg_prop1"]["rows"]
     assert h["max_outside_start"] == 0  # all start inside the cone
@@ -81,6 +82,7 @@ def test_atmg_prop1_someone_leaves_the_cone(quick):
     assert h["max_gap_error"] < 0.05  # the ascent reached equal spacing
 
 
+@pytest.mark.slow
 def test_atmg_prop2_area_formula_and_shrinkage(quick):
     h = quick["atmg_prop2"]["headline"]
     assert h["max_rel_err_polar"] < 0.05
@@ -89,6 +91,7 @@ def test_atmg_prop2_area_formula_and_shrinkage(quick):
     assert propositions.cone_area(0.3, 2.0, curv=4.0) == pytest.approx(0.6 * (math.cosh(4.0) - 1) / 4)
 
 
+@pytest.mark.slow
 def test_cone_collapse_meru_zero_adaptive_not(quick):
     h, rows = quick["cone_collapse"]["headline"], quick["cone_collapse"]["rows"]
     assert h["omega_gap_to_half_space"] < 1e-6
@@ -97,6 +100,7 @@ def test_cone_collapse_meru_zero_adaptive_not(quick):
     assert all(r["zero_frac_meru"] < 0.9 for r in rows if not r["inside_boundary"])
 
 
+@pytest.mark.slow
 def test_meru_overflow(quick):
     h = quick["meru_overflow"]["headline"]
     assert h["sinh_sqrt_dim"] == pytest.approx(math.sinh(math.sqrt(512)))
@@ -108,6 +112,7 @@ def test_meru_overflow(quick):
     assert h["hyplib_clamped_float16_finite"] and h["hyplib_clamped_max_norm"] <= 2**15 * (1 + 1e-5)
 
 
+@pytest.mark.slow
 def test_phyclip_lattice_product_isometric_single_space_not(quick):
     h = quick["phyclip_boolean_lattice"]["headline"]
     assert h["product_max_distortion"] < 1 + 1e-6
@@ -120,6 +125,7 @@ def test_distortion_is_scale_free():
     assert propositions.distortion(7.5 * ham, ham).item() == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_numbers_are_strict_json(quick):
     text = json.dumps(propositions.jsonable(quick), allow_nan=False)
     assert json.loads(text)["meru_overflow"]["rows"][0]["max_norm"] == "inf"

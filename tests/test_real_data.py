@@ -268,6 +268,7 @@ def test_check_config_reuses_the_path_check(tmp_path):
         wf.check_config(cfg)
 
 
+@pytest.mark.slow
 def test_switching_sources_leaves_no_stale_files(tmp_path):
     build_fake_real(tmp_path / "data")
     out = tmp_path / "out"

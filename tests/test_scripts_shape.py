@@ -54,6 +54,7 @@ def test_recipe_captions_are_the_generators_wording(tmp_path):
         assert all(o["label"] in plain for o in m["objects"])
 
 
+@pytest.mark.slow
 def test_tiny_recipe_run_with_the_resnet_tower(tmp_path, capsys):
     generate_all(tmp_path, GenConfig.preset("quick", n_train=64, shard_size=32, zeroshot_per_class=5),
                  progress=False, benchmarks=("zeroshot",))

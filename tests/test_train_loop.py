@@ -85,6 +85,7 @@ def cfg_for(name: str = "meru", **train) -> dict:
     return resolve_config({"method": name, "model": TINY, "train": t})
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_identical_weights(tmp_path):
     cfg = cfg_for("meru")
     full = fit(cfg, tmp_path / "a", parts_for("meru", NoisyMethod))

@@ -45,6 +45,7 @@ def test_loss_falls_and_final_checkpoint_loads(tmp_path, shards, name):
     assert sim.shape == (2, 2) and torch.isfinite(sim).all()
 
 
+@pytest.mark.slow
 def test_method_overrides_reach_the_method(tmp_path, shards):
     fixed = {"curv_init": 0.5, "learn_curv": False}
     train(QUICK, tmp_path, overrides={"method": "meru", "method_overrides": fixed, "data.shards": shards,

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import ROOT, baseline, bench_labels, make_runner, method_for, random_batch  # noqa: E402
+from train_step import CLIP_BOXES, ROOT, baseline, bench_labels, make_runner, method_for, random_batch  # noqa: E402
 
 from hyplib import methods  # noqa: E402
 from hyplib.methods import Embeddings  # noqa: E402
@@ -115,12 +115,13 @@ def build_table(steps: dict[str, tuple[float, float]]) -> list[str]:
     for label, (seconds, peak) in steps.items():
         ref = baseline(label)
         boxes = method_for(label).uses_boxes
-        if label in ("clip", ref) or ref not in steps:
-            verdict, overhead, goal = "", "", ""
-        else:
+        verdict, overhead, goal = "", "", ""
+        if label != ref and ref in steps:
             over = seconds / steps[ref][0] - 1.0
-            overhead, goal = f"{100 * over:+.1f}%", f"{100 * GOALS[boxes]:.0f}%"
-            verdict = "ok" if over <= GOALS[boxes] else "MISS"
+            overhead = f"{100 * over:+.1f}%"
+            if label != CLIP_BOXES:  # a baseline: its cost over CLIP is its second encode, not a goal
+                goal = f"{100 * GOALS[boxes]:.0f}%"
+                verdict = "ok" if over <= GOALS[boxes] else "MISS"
         lines.append(f"{label:<12}{1000 * seconds:>10.1f}{peak / 2 ** 30:>10.2f}{ref:>12}{overhead:>10}"
                      f"{goal:>7} {verdict}".rstrip())
     return lines

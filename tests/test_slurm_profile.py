@@ -94,13 +94,13 @@ def _submit(tmp_path: Path, cfg: dict) -> tuple[list[dict], subprocess.Completed
                STANDIN_LOG=str(tmp_path / "sbatch.jsonl"), STANDIN_OUTPUTS=str(tmp_path / "outputs.json"),
                HOME=str(tmp_path))
     plan = subprocess.run([SNAKEMAKE, "-n", "--forceall", "--configfile", str(cfg_path)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=1800)
     assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]
     (tmp_path / "outputs.json").write_text(json.dumps(_job_outputs(plan.stdout)))
     run = subprocess.run([SNAKEMAKE, "--profile", "profiles/slurm", "--configfile", str(cfg_path),
                           "--slurm-init-seconds-before-status-checks", "1", "--latency-wait", "0",
                           "--slurm-logdir", str(tmp_path / "slurm_logs")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     calls = [json.loads(line) for line in open(tmp_path / "sbatch.jsonl")] if (tmp_path / "sbatch.jsonl").exists() else []
     return calls, run
 

@@ -63,8 +63,8 @@ def resolve_device(request: str, local_rank: int = 0) -> torch.device:
         raise RuntimeError(
             f"train.device = {request!r} but no CUDA device is available "
             f"(torch {torch.__version__}, CUDA build {build}); set train.device=cpu or auto")
-    if request == "cuda":
-        return torch.device("cuda", local_rank)
+    if request == "cuda":  # modulo: srun binding one GPU per task shows each process only cuda:0
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
     index = int(request.split(":", 1)[1])
     if index >= torch.cuda.device_count():
         raise RuntimeError(f"train.device = {request!r} but only {torch.cuda.device_count()} CUDA "

@@ -184,6 +184,10 @@ def _fit(cfg: dict, run_dir: Path, parts: Components, info: DistInfo, stop_after
     if global_batch % info.world_size:
         raise ConfigError(f"train.batch_size = {global_batch} does not split over "
                           f"{info.world_size} processes")
+    if (global_batch // info.world_size) % t_cfg["accum_steps"]:
+        raise ConfigError(f"train.accum_steps = {t_cfg['accum_steps']} does not divide the per-process batch "
+                          f"of {global_batch // info.world_size} (train.batch_size = {global_batch} over "
+                          f"{info.world_size} processes)")
     resume_path, state = _find_resume(cfg, run_dir, info)
     if state is not None and state["step"] >= total and (run_dir / "final.pt").is_file():
         try:
@@ -270,7 +274,7 @@ class _Run:
             model = wrap_ddp(self.module, info, unused)
         self.runner = StepRunner(model, parts.method, self.optimizer, device=info.device,
                                  precision=t_cfg["precision"], grad_clip=t_cfg["grad_clip"],
-                                 gather=t_cfg["gather"])
+                                 gather=t_cfg["gather"], accum_steps=t_cfg["accum_steps"])
         self.terms: dict = dict(state.get("terms", {})) if state is not None else {}
         self.last_loss = float(state.get("loss", float("nan"))) if state is not None else float("nan")
         if state is not None:

@@ -197,3 +197,30 @@ def test_multi_node_train_job_launches_one_process_per_gpu(tmp_path):
     assert f"--cpus-per-task={cfg['train']['threads']}" in launch
     assert "-m hyplib.train --params-b64 " in launch
     assert re.search(r"&& srun --nodes=1 --ntasks=1 --gpus=1 .*papermill_retry", launch)
+
+
+def test_train_layout_must_split_every_batch():
+    cfg = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    assert wf.train_layout(cfg) == (1, 8)
+    wf.check_train_layout(cfg)  # 2048 and 768 split over 8
+    cfg["resources"]["train"].update(gpu=7)
+    first = wf.plan_runs(cfg)[0]["name"]
+    with pytest.raises(ValueError, match=rf"run '{first}' has train.batch_size = 2048, which does not split "
+                                         r"over 1 node\(s\) x 7 GPU\(s\) = 7 processes"):
+        wf.check_train_layout(cfg)
+    cfg["resources"]["train"].update(gpu=0, nodes=2)
+    with pytest.raises(ValueError, match=r"resources\.train\.nodes = 2 needs resources\.train\.gpu >= 1"):
+        wf.train_layout(cfg)
+
+
+def test_srun_tasks_find_each_other_from_slurm_variables():
+    from hyplib.training.distributed import first_host, slurm_env
+
+    assert first_host("gpu[03-05,09],cpu1") == "gpu03" and first_host("node7") == "node7"
+    assert first_host("a1,b[1-2]") == "a1" and first_host("x[0012]") == "x0012"
+    task = {"SLURM_NTASKS": "16", "SLURM_PROCID": "9", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "123456",
+            "SLURM_STEP_NODELIST": "g[1-2]"}
+    assert slurm_env(task) == {"RANK": "9", "WORLD_SIZE": "16", "LOCAL_RANK": "1", "MASTER_ADDR": "g1",
+                               "MASTER_PORT": str(20000 + 123456 % 20000)}
+    assert slurm_env({**task, "WORLD_SIZE": "16"}) == {}  # torchrun's variables win
+    assert slurm_env({**task, "SLURM_NTASKS": "1"}) == {}  # the single-task notebook step

@@ -22,12 +22,11 @@ import sys
 from pathlib import Path
 
 from hyplib.training import checkpoint as ckpt
-from hyplib.training.config import ConfigError, resolve_config
-from hyplib.training.loop import Components, NonFiniteLossError, ResumeConfigError, fit
+from hyplib.training.config import ConfigError, flatten, parse_set, resolve_config
+from hyplib.training.loop import Components, NonFiniteLossError, Preempted, ResumeConfigError, fit
 
-__all__ = ["train", "load_trained", "build_components", "check_run", "split_overrides", "main", "NonFiniteLossError",
-           "ResumeConfigError",
-           "ConfigError"]
+__all__ = ["train", "load_trained", "build_components", "check_run", "check_device", "split_overrides",
+           "run_settings", "main", "NonFiniteLossError", "ResumeConfigError", "ConfigError", "Preempted"]
 
 
 def check_run(cfg: dict):
@@ -50,6 +49,34 @@ def check_run(cfg: dict):
     except (ValueError, TypeError, KeyError) as err:
         raise ConfigError(f"config key 'model': {err}") from None
     return method
+
+
+def check_device(cfg: dict) -> None:
+    """``train.device`` and ``train.precision`` against this machine, before any model is built:
+    ``cuda`` without a visible GPU and ``fp16`` off CUDA become a :class:`ConfigError` naming the key."""
+    import torch
+
+    t = cfg["train"]
+    device = str(t["device"]).lower()
+    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"config key 'train.device' = {t['device']!r} but no CUDA device is visible "
+                          f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}); "
+                          "use train.device=cpu or auto, or run where a GPU is allocated")
+    if t["precision"] == "fp16" and not on_cuda:
+        raise ConfigError(f"config key 'train.precision' = 'fp16' needs CUDA (train.device = {t['device']!r} "
+                          "resolves to the CPU here); use bf16 or fp32 on CPU")
+
+
+def run_settings(method: str, overrides: dict | None, seed: int, shards: str, device: str) -> dict:
+    """The dotted overrides one workflow run applies to its run configuration: what
+    ``notebooks/02_train.ipynb`` and the multi-GPU launch (``--params-b64``) both pass to
+    :func:`train`, so the two resolve to the same configuration (``shards`` made absolute)."""
+    from hyplib.paths import resolve
+
+    run_overrides, method_overrides = split_overrides(overrides)
+    return {"method": method, "method_overrides": method_overrides, "seed": int(seed),
+            "data.shards": str(resolve(shards)), "train.device": device, **run_overrides}
 
 
 def build_components(cfg: dict) -> Components:
@@ -106,14 +133,16 @@ def train(config, run_dir, *, overrides=None, stop_after: int | None = None) -> 
         ``final.pt`` once the run has completed).
 
     Raises:
-        ConfigError: unknown key or bad value (named); ResumeConfigError: ``run_dir`` holds a
-        checkpoint of a different configuration (differing keys listed); NonFiniteLossError:
-        NaN/Inf loss (step, term and last good checkpoint named); RuntimeError: CUDA requested
-        but absent.
+        ConfigError: unknown key or bad value (named), CUDA requested but absent, fp16 off CUDA;
+        ResumeConfigError: ``run_dir`` holds a checkpoint of a different configuration
+        (differing keys listed); NonFiniteLossError: NaN/Inf loss (step, term and last good
+        checkpoint named); Preempted: SIGTERM or SIGUSR1 arrived (a checkpoint of the step
+        reached was written; rerun to resume).
     """
     from hyplib.training.orphan import exit_with_parent
 
     cfg = resolve_config(config, overrides)
+    check_device(cfg)
     parts = build_components(cfg)
     exit_with_parent()  # a killed job (papermill, torchrun) leaves no training kernel behind
     return fit(cfg, run_dir, parts, stop_after=stop_after)
@@ -140,8 +169,11 @@ def load_trained(path, *, map_location="cpu"):
 
 def _parse(argv) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m hyplib.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", required=True, help="run configuration YAML (config/runs/*.yaml)")
-    p.add_argument("--run-dir", required=True, help="output directory; an existing one is resumed")
+    p.add_argument("--config", help="run configuration YAML (config/runs/*.yaml)")
+    p.add_argument("--run-dir", help="output directory; an existing one is resumed")
+    p.add_argument("--params-b64", default=None,
+                   help="the train notebook's parameters as the workflow passes them to papermill -b "
+                        "(config, run_dir, method, overrides, seed, shards, device): the multi-GPU launch")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", nargs="+",
                    help="override a config key (dotted, value parsed as YAML), e.g. train.steps=10")
     p.add_argument("--stop-after", type=int, default=None, help="stop after N steps of this call (testing)")
@@ -151,12 +183,27 @@ def _parse(argv) -> argparse.Namespace:
 def main(argv=None) -> int:
     """CLI entry; also what every torchrun process runs."""
     args = _parse(argv)
-    sets = [s for group in args.sets for s in group]
+    sets: list | dict = [s for group in args.sets for s in group]
+    if args.params_b64:
+        import base64
+
+        import yaml
+
+        nb = yaml.safe_load(base64.b64decode(args.params_b64))
+        args.config, args.run_dir = args.config or nb["config"], args.run_dir or nb["run_dir"]
+        sets = {**run_settings(nb["method"], nb["overrides"], nb["seed"], nb["shards"], nb["device"]),
+                **flatten(parse_set(sets))}  # --set on top, values parsed as YAML
+    if not (args.config and args.run_dir):
+        print("error: give --config and --run-dir (or --params-b64)", file=sys.stderr)
+        return 2
     try:
         summary = train(args.config, args.run_dir, overrides=sets, stop_after=args.stop_after)
     except (ConfigError, NonFiniteLossError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Preempted as err:
+        print(f"preempted: {err}", file=sys.stderr)
+        return Preempted.EXIT_CODE
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: v for k, v in summary.items() if k != "final_logs"}, indent=1, default=str))
     return 0

@@ -131,6 +131,40 @@ def check_params_match(path: str | Path, params: dict) -> None:
         raise ValueError(f"{path}: the workflow passes {unknown}, which its parameters cell does not declare")
 
 
+def train_layout(config: dict) -> tuple[int, int]:
+    """``(nodes, gpus_per_node)`` of one training run: ``resources.train.nodes`` (default 1) and
+    ``resources.train.gpu`` (GPUs per node, default 0: CPU). ``nodes * gpus_per_node`` processes
+    train each run, one per GPU; a run on several nodes needs GPUs."""
+    train = (config.get("resources") or {}).get("train") or {}
+    nodes, per_node = int(train.get("nodes", 1)), int(train.get("gpu", 0))
+    if nodes > 1 and per_node < 1:
+        raise ValueError(f"config key resources.train.nodes = {nodes} needs resources.train.gpu >= 1 "
+                         "(GPUs per node); multi-node training is GPU-only")
+    return nodes, per_node
+
+
+def check_train_layout(config: dict) -> None:
+    """Every planned run's global batch (``train.batch_size`` of its resolved run configuration)
+    must split evenly over the ``nodes * gpu`` training processes and their
+    ``train.accum_steps`` chunks; the error names the run, the batch and the process count."""
+    nodes, per_node = train_layout(config)
+    world = max(1, nodes * per_node)
+    run_config = (config.get("train") or {}).get("run_config")
+    if world == 1 or not run_config:
+        return
+    from hyplib.train import split_overrides
+    from hyplib.training.config import resolve_config
+
+    for run in plan_runs(config):
+        sets, method_sets = split_overrides(run["overrides"])
+        cfg = resolve_config(run_config, {"method": run["method"], "method_overrides": method_sets, **sets})
+        batch, accum = cfg["train"]["batch_size"], cfg["train"].get("accum_steps", 1)
+        if batch % (world * accum):
+            raise ValueError(f"config key resources.train: run {run['name']!r} has train.batch_size = {batch}, "
+                             f"which does not split over {nodes} node(s) x {per_node} GPU(s) = {world} processes"
+                             + (f" x train.accum_steps = {accum}" if accum > 1 else ""))
+
+
 def check_config(config: dict) -> None:
     """Semantic checks beyond the JSON schema, each naming the offending key.
 
@@ -159,6 +193,7 @@ def check_config(config: dict) -> None:
     if run_config and not Path(run_config).is_file():
         raise ValueError(f"config key train.run_config: file not found: {run_config}")
     check_runs(config)
+    check_train_layout(config)
     data = config.get("data", {})
     if data.get("source") == "real":
         from hyplib.data.real import resolve_data_paths

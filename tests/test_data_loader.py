@@ -80,6 +80,45 @@ def test_ranks_partition_records(shards):
     assert not set(ids0) & set(ids1) and len(set(ids0) | set(ids1)) == 96
 
 
+@pytest.mark.parametrize("world", [2, 4])
+def test_every_process_count_sees_the_samples_of_one_process(shards, world):
+    """Global batch b on W processes, concatenated in rank order, equals batch b of one process
+    with W times the batch: same records, caption levels, box crops and phrases, across an
+    epoch boundary and after a resume."""
+    kw = dict(image_size=32, tokenize=tok, caption_weights=[1, 1, 1, 1], with_boxes=True, seed=3)
+    one = _batches(make_loader(shards, batch_size=16, **kw), 8)  # 6 batches an epoch
+    ranks = [_batches(make_loader(shards, batch_size=16 // world, rank=r, world_size=world, **kw), 8)
+             for r in range(world)]
+    for b in range(8):
+        gathered = {k: torch.cat([ranks[r][b][k] for r in range(world)]) for k in one[b]}
+        assert _same(one[b], gathered), f"batch {b} on {world} processes"
+    assert one[0]["has_box"].all() and not torch.equal(one[0]["image_box"], one[0]["image"])  # real crops
+    resumed = _batches(make_loader(shards, batch_size=16 // world, rank=world - 1, world_size=world,
+                                   start_batch=5, **kw), 2)
+    assert all(_same(a, b) for a, b in zip(ranks[world - 1][5:7], resumed))
+
+
+def test_shard_index_is_flat_and_small(shards):
+    """The index holds numpy arrays, not a Python object per record: under 120 bytes a record
+    here (keys of ~10 characters, 2-3 fields), and its records read back as the tar holds them."""
+    import tarfile
+
+    from hyplib.data.shards import ShardIndex, expand_shards
+
+    paths = expand_shards(shards)
+    index = ShardIndex.build(paths)
+    arrays = [index.shard_of, index.key_end, index.field_start, index.field_ext, index.field_offset,
+              index.field_size]
+    per_record = (sum(a.nbytes for a in arrays) + len(index.keys)) / len(index)
+    assert len(index) == 96 and per_record < 120, per_record
+    with tarfile.open(paths[1]) as tf:
+        members = [m for m in tf if m.isfile()]
+    sid, key, fields = index.records[32]  # the second shard's first record
+    first = [m for m in members if m.name.split(".", 1)[0] == key]
+    assert sid == 1 and first and {m.name.split(".", 1)[1]: (m.offset_data, m.size) for m in first} == fields
+    assert [r[1] for r in index.records][:3] == [index.record(i)[1] for i in range(3)]
+
+
 def test_block_ids_restart_at_each_shard():
     assert block_ids([0, 0, 0, 0, 0, 1, 1, 1], 2).tolist() == [0, 0, 1, 1, 2, 3, 3, 4]
     assert block_ids([0, 0, 1], 1).tolist() == [0, 1, 2]

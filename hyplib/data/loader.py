@@ -8,10 +8,16 @@ Order: each epoch ``e`` draws a permutation with ``rng([seed, 1, e])`` of the re
 runs of ``group_size`` consecutive records of one shard counted from its first record (1: every
 record is its own block). Blocks stay whole: the generator writes look-alike scenes as one block,
 so they meet as in-batch negatives. The flattened order is cut to a multiple of
-``world_size * batch_size`` (the tail is dropped, as DDP needs equal batch counts) and rank ``r``
-takes every ``world_size``-th record starting at ``r``; global batch ``b`` is therefore records
-``[b * W * B, (b + 1) * W * B)`` of that order, blocks included.
+``world_size * batch_size`` (the tail is dropped, as DDP needs equal batch counts); global batch
+``b`` is records ``[b * W * B, (b + 1) * W * B)`` of that order, blocks included, and rank ``r``
+takes its ``r``-th contiguous slice of ``B``. So the all-gathered global batch is, sample for
+sample and in order, the batch one process with ``batch_size = W * B`` reads.
 Batches continue across epochs forever unless ``epochs`` is given: take as many as you need.
+
+Draws depend on the sample, not on the process: sample ``g`` (its position in the whole run,
+``g = b * W * B + r * B + slot``) draws its caption level, then its box, from
+``rng([seed, 2, g])``, and a corrupt record in its slot is replaced from ``rng([seed, 3, g, k])``;
+so a run on 8 processes sees the samples, captions and crops a run on 1 process would.
 
 Per sample: the caption is drawn from the record's caption levels with ``caption_weights``
 (generic -> specific; ``None`` uses the record's single ``caption`` field, which the generator
@@ -92,7 +98,7 @@ class ShardLoader:
         self.group_size = int(_manifest_hint(paths, "group_size", 1) if group_size is None else group_size)
         if self.group_size < 1:
             raise ValueError(f"group_size must be >= 1, got {self.group_size}")
-        blocks = block_ids([sid for sid, _, _ in self.index.records], self.group_size)
+        blocks = block_ids(self.index.shard_of, self.group_size)
         self._block_starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
         self._block_sizes = np.diff(np.r_[self._block_starts, len(blocks)])
         self.caption_weights = None if caption_weights is None else np.asarray(caption_weights, float)
@@ -109,15 +115,21 @@ class ShardLoader:
 
     # ---- order -------------------------------------------------------------------------
     def _record_ids(self, b: int) -> np.ndarray:
+        """Record ids of this rank's slice of global batch ``b``."""
         epoch, j = divmod(b, self.batches_per_epoch)
         if epoch != self._perm_epoch:
             perm = np.random.default_rng([self.seed, 1, epoch]).permutation(len(self._block_starts))
             if self.group_size > 1:
                 perm = np.concatenate([np.arange(s, s + n) for s, n in
                                        zip(self._block_starts[perm], self._block_sizes[perm])])
-            usable = self.batches_per_epoch * self.world_size * self.batch_size
-            self._perm, self._perm_epoch = perm[:usable][self.rank::self.world_size], epoch
-        return self._perm[j * self.batch_size:(j + 1) * self.batch_size]
+            self._perm, self._perm_epoch = perm, epoch
+        first = (j * self.world_size + self.rank) * self.batch_size
+        return self._perm[first:first + self.batch_size]
+
+    def _sample_ids(self, b: int) -> range:
+        """Run-wide positions ``g`` of this rank's samples in global batch ``b`` (seeds their draws)."""
+        first = (b * self.world_size + self.rank) * self.batch_size
+        return range(first, first + self.batch_size)
 
     # ---- one batch ---------------------------------------------------------------------
     def _load(self, i: int, stats: Counter) -> Sample | None:
@@ -128,7 +140,7 @@ class ShardLoader:
         try:
             return decode_record(key, fields)
         except BadRecord as err:
-            shard = self.index.shards[self.index.records[int(i)][0]]
+            shard = self.index.shards[int(self.index.shard_of[int(i)])]
             stats[("skip", err.reason, str(shard))] += 1
             self._bad.add(int(i))
             log.warning("skipped record %s in %s: %s", key, shard, err)
@@ -146,24 +158,24 @@ class ShardLoader:
     def make_batch(self, b: int) -> tuple[dict, Counter]:
         """Batch ``b`` for this rank and the stats counted while making it."""
         stats: Counter = Counter()
-        rng = np.random.default_rng([self.seed, 2, b, self.rank])
-        samples = []
-        for slot, i in enumerate(self._record_ids(b)):
+        samples, rngs = [], []
+        for g, i in zip(self._sample_ids(b), self._record_ids(b)):
             s, fails = self._load(i, stats), 0
             while s is None:
                 fails += 1
                 if fails >= MAX_FAILS:
                     raise RuntimeError(f"{MAX_FAILS} unreadable records in a row near batch {b}: "
                                        f"stats {dict(stats)}")
-                j = np.random.default_rng([self.seed, 3, b, self.rank, slot, fails]).integers(len(self.index))
+                j = np.random.default_rng([self.seed, 3, g, fails]).integers(len(self.index))
                 s = self._load(j, stats)
             samples.append(s)
+            rngs.append(np.random.default_rng([self.seed, 2, g]))
         images = [resize_square(s.image, self.image_size) for s in samples]
-        texts = [self._caption(s, rng) for s in samples]
+        texts = [self._caption(s, rng) for s, rng in zip(samples, rngs)]
         batch = {"image": to_tensor(images), "text": self.tokenize(texts)}
         if self.with_boxes:
             crops, phrases, has = [], [], []
-            for s, full, text in zip(samples, images, texts):
+            for s, full, text, rng in zip(samples, images, texts, rngs):
                 boxes = usable_boxes(s.boxes, self.min_box_size)
                 if boxes:
                     box = boxes[int(rng.integers(len(boxes)))]

@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "train": {
         "steps": 100,              # optimiser steps in total (one batch each)
         "batch_size": 128,         # global batch: split evenly over the processes
+        "accum_steps": 1,          # chunks per process and step (memory); negatives stay the global batch
         "lr": 5.0e-4,              # peak learning rate (AdamW)
         "betas": [0.9, 0.98],
         "eps": 1.0e-8,
@@ -77,6 +78,7 @@ FREE_FORM = ("model", "method_overrides")
 RUNTIME_KEYS = frozenset({
     "name", "train.progress", "train.threads", "train.checkpoint_every",
     "train.keep_checkpoints", "train.log_every", "data.num_workers",
+    "train.accum_steps",  # same gradient up to float rounding: a memory setting
 })
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -236,6 +238,7 @@ def _check_values(cfg: Mapping) -> None:
         ("train.precision", t["precision"], t["precision"] in PRECISIONS, f"one of {PRECISIONS}"),
         ("train.device", t["device"], isinstance(t["device"], str) and bool(DEVICE.match(t["device"])),
          "auto, cpu, cuda or cuda:N"),
+        ("train.accum_steps", t["accum_steps"], _int(t["accum_steps"], 1), "an integer >= 1"),
         ("train.threads", t["threads"], t["threads"] is None or _int(t["threads"], 1), "null or an integer >= 1"),
         ("train.gather", t["gather"], isinstance(t["gather"], bool), "true or false"),
         ("train.progress", t["progress"], isinstance(t["progress"], bool), "true or false"),

@@ -1,8 +1,12 @@
 """Processes and devices: torchrun set-up, device choice, and all-gather with gradients.
 
 Under ``torchrun`` (``WORLD_SIZE > 1`` in the environment) :func:`setup` joins the process
-group through ``env://`` with NCCL on CUDA and gloo on CPU. Without it everything runs in
-one process and the collectives below are identities.
+group through ``env://`` with NCCL on CUDA and gloo on CPU. Under ``srun`` with one task per
+GPU (``SLURM_NTASKS > 1``, no ``WORLD_SIZE``: the workflow's multi-GPU launch),
+:func:`slurm_env` derives the same variables from SLURM's: rank = ``SLURM_PROCID``, local rank
+= ``SLURM_LOCALID``, the rendezvous host is the first node of the step and its port is fixed
+by the job id, so every task of every node meets at the same address without a launcher.
+Without either everything runs in one process and the collectives below are identities.
 
 Contrastive negatives come from the whole global batch: :func:`gather_embeddings` all-gathers
 every per-sample field of an ``Embeddings``. Every rank then computes the same global loss;
@@ -20,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["DistInfo", "setup", "cleanup", "resolve_device", "gather_with_grad", "gather_embeddings",
+__all__ = ["DistInfo", "setup", "slurm_env", "first_host", "cleanup", "resolve_device", "gather_with_grad", "gather_embeddings",
            "all_true", "barrier", "broadcast_object", "unused_parameters", "wrap_ddp"]
 
 
@@ -59,8 +63,8 @@ def resolve_device(request: str, local_rank: int = 0) -> torch.device:
         raise RuntimeError(
             f"train.device = {request!r} but no CUDA device is available "
             f"(torch {torch.__version__}, CUDA build {build}); set train.device=cpu or auto")
-    if request == "cuda":
-        return torch.device("cuda", local_rank)
+    if request == "cuda":  # modulo: srun binding one GPU per task shows each process only cuda:0
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
     index = int(request.split(":", 1)[1])
     if index >= torch.cuda.device_count():
         raise RuntimeError(f"train.device = {request!r} but only {torch.cuda.device_count()} CUDA "
@@ -68,8 +72,36 @@ def resolve_device(request: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", index)
 
 
+def first_host(nodelist: str) -> str:
+    """The first host of a SLURM node list: ``gpu[03-05,09],cpu1`` -> ``gpu03``."""
+    nodelist = nodelist.strip()
+    comma, bracket = nodelist.find(","), nodelist.find("[")
+    if bracket < 0 or 0 <= comma < bracket:  # the first entry has no range
+        return nodelist.split(",")[0]
+    prefix, ranges = nodelist[:bracket], nodelist[bracket + 1:nodelist.index("]")]
+    return prefix + ranges.split(",")[0].split("-")[0]
+
+
+def slurm_env(environ=None) -> dict[str, str]:
+    """torchrun's variables for a process started by ``srun`` (empty when torchrun's are set or
+    the step has one task): ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` (first node
+    of the step) and ``MASTER_PORT`` (20000 + job id mod 20000, unless already set)."""
+    env = os.environ if environ is None else environ
+    if "WORLD_SIZE" in env or int(env.get("SLURM_NTASKS", env.get("SLURM_NPROCS", "1"))) <= 1:
+        return {}
+    nodes = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
+    if not nodes:
+        raise RuntimeError("SLURM_NTASKS > 1 but no SLURM_STEP_NODELIST/SLURM_JOB_NODELIST: cannot find "
+                           "the rendezvous host")
+    return {"RANK": env["SLURM_PROCID"], "WORLD_SIZE": env.get("SLURM_NTASKS", env.get("SLURM_NPROCS")),
+            "LOCAL_RANK": env.get("SLURM_LOCALID", "0"),
+            "MASTER_ADDR": env.get("MASTER_ADDR") or first_host(nodes),
+            "MASTER_PORT": env.get("MASTER_PORT") or str(20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000)}
+
+
 def setup(device_request: str = "auto") -> DistInfo:
-    """Join the torchrun process group if there is one, and pick this process's device."""
+    """Join the torchrun (or srun) process group if there is one, and pick this process's device."""
+    os.environ.update(slurm_env())
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

@@ -8,6 +8,12 @@ Resume: if ``run_dir/checkpoints`` holds a checkpoint, the run continues from th
 one. Its saved configuration must equal the new one (apart from :data:`RUNTIME_KEYS`), the
 loader restarts at ``start_batch = batches consumed``, and the RNG states are restored last,
 right before the first step, so the continuation repeats the uninterrupted run exactly.
+
+Preemption: while :func:`fit` runs, SIGTERM and SIGUSR1 (what SLURM sends before it preempts,
+requeues or times out a job) set a flag; at the end of the step in progress every rank agrees,
+a checkpoint of that step is written, the log is flushed and :class:`Preempted` is raised (the
+CLI exits with :attr:`Preempted.EXIT_CODE`). The rerun resumes from that checkpoint, so no
+step, log line or data position is lost.
 """
 from __future__ import annotations
 
@@ -15,7 +21,9 @@ import itertools
 import json
 import math
 import random
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -34,7 +42,10 @@ from .logging import JsonlLogger, model_scalars, postfix, terms_finite, to_numbe
 from .schedule import WarmupCosine, build_optimizer
 from .step import StepRunner, to_device
 
-__all__ = ["Components", "fit", "NonFiniteLossError", "ResumeConfigError", "seed_everything"]
+__all__ = ["Components", "fit", "NonFiniteLossError", "ResumeConfigError", "Preempted", "seed_everything"]
+
+#: Signals that make a run checkpoint and stop (SLURM: preemption, requeue, ``--signal``, time-out).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -43,6 +54,34 @@ class NonFiniteLossError(FloatingPointError):
 
 class ResumeConfigError(ConfigError):
     """A run directory's checkpoint was made with a different configuration."""
+
+
+class Preempted(RuntimeError):
+    """A stop signal arrived: the step reached is checkpointed; rerun the same command to resume."""
+
+    EXIT_CODE = 143  # 128 + SIGTERM, what a job killed by SIGTERM reports
+
+
+class _StopFlag:
+    """Records a stop signal while installed (main thread only; elsewhere it never fires)."""
+
+    def __init__(self):
+        self.signum, self._old = None, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+        print(f"received {signal.Signals(signum).name}: checkpointing after this step", file=sys.stderr,
+              flush=True)
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 @dataclass
@@ -104,7 +143,8 @@ def _find_resume(cfg: dict, run_dir: Path, info: DistInfo) -> tuple[Path | None,
             f"{run_dir} holds a checkpoint ({path.name}) made with a different configuration; "
             f"refusing to resume. Keys that differ (saved -> new):\n  " + "\n  ".join(diff)
             + "\nUse a new run directory, or the saved configuration (run_dir/config.yaml).")
-    if state["world_size"] != info.world_size:
+    finished = state["step"] >= cfg["train"]["steps"] and (run_dir / "final.pt").is_file()
+    if state["world_size"] != info.world_size and not finished:  # a finished run is only read
         raise ResumeConfigError(
             f"{path} was written by {state['world_size']} process(es) but this run has "
             f"{info.world_size}; resume with the same number of processes")
@@ -144,6 +184,10 @@ def _fit(cfg: dict, run_dir: Path, parts: Components, info: DistInfo, stop_after
     if global_batch % info.world_size:
         raise ConfigError(f"train.batch_size = {global_batch} does not split over "
                           f"{info.world_size} processes")
+    if (global_batch // info.world_size) % t_cfg["accum_steps"]:
+        raise ConfigError(f"train.accum_steps = {t_cfg['accum_steps']} does not divide the per-process batch "
+                          f"of {global_batch // info.world_size} (train.batch_size = {global_batch} over "
+                          f"{info.world_size} processes)")
     resume_path, state = _find_resume(cfg, run_dir, info)
     if state is not None and state["step"] >= total and (run_dir / "final.pt").is_file():
         try:
@@ -164,18 +208,23 @@ def _fit(cfg: dict, run_dir: Path, parts: Components, info: DistInfo, stop_after
                disable=not (info.is_main and t_cfg["progress"]), dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30.0)  # batch logs: a line per 30 s
     last_good, record = resume_path, {"loss": run.last_loss}  # a call with no step left keeps the saved loss
-    try:
-        for step in range(run.start, end):
-            record = run.step(step, last_good)
-            if record["step"] % t_cfg["log_every"] == 0 or record["step"] == end:
-                logger.write(record)
-            bar.update(1)
-            bar.set_postfix(postfix(record["loss"], run.terms, record), refresh=False)
-            if record["step"] % t_cfg["checkpoint_every"] == 0 or record["step"] == total:
-                last_good = run.save(record["step"], record)
-    finally:
-        bar.close()
-        logger.close()
+    with _StopFlag() as stop:
+        try:
+            for step in range(run.start, end):
+                record = run.step(step, last_good)
+                stopping = not all_true(stop.signum is None, info.device)  # every rank stops together
+                if record["step"] % t_cfg["log_every"] == 0 or record["step"] == end:
+                    logger.write(record)
+                bar.update(1)
+                bar.set_postfix(postfix(record["loss"], run.terms, record), refresh=False)
+                if record["step"] % t_cfg["checkpoint_every"] == 0 or record["step"] == total or stopping:
+                    last_good = run.save(record["step"], record)
+                if stopping and record["step"] < total:
+                    raise Preempted(f"stopped by a signal after step {record['step']} of {total}; "
+                                    f"checkpoint {last_good}; rerun to resume")
+        finally:
+            bar.close()
+            logger.close()
     wall = time.perf_counter() - run.t_start
     summary = {"run_dir": str(run_dir), "method": cfg["method"], "steps_done": end, "completed": end == total,
                "final_loss": record["loss"], "final_logs": run.terms,
@@ -225,7 +274,7 @@ class _Run:
             model = wrap_ddp(self.module, info, unused)
         self.runner = StepRunner(model, parts.method, self.optimizer, device=info.device,
                                  precision=t_cfg["precision"], grad_clip=t_cfg["grad_clip"],
-                                 gather=t_cfg["gather"])
+                                 gather=t_cfg["gather"], accum_steps=t_cfg["accum_steps"])
         self.terms: dict = dict(state.get("terms", {})) if state is not None else {}
         self.last_loss = float(state.get("loss", float("nan"))) if state is not None else float("nan")
         if state is not None:

@@ -25,3 +25,20 @@ def nb_params(notebook, params):
 
 def res(kind):
     return config["resources"][kind]
+
+
+def train_layout():
+    """``(nodes, gpus_per_node)`` of one training run, from ``resources.train`` (``gpu`` is GPUs
+    per node, ``nodes`` defaults to 1); see hyplib.workflow.train_layout."""
+    return wf.train_layout(config)
+
+
+def train_resources():
+    """The train rule's resources: one GPU (or none) as before, or for a multi-GPU run the
+    plugin's ``nodes``, ``tasks`` (one per GPU), ``tasks_per_gpu``, ``gpu`` (all GPUs) and
+    ``mpi`` (the rule starts its own ``srun``), plus ``gpus_per_node`` for the launch line."""
+    nodes, per_node = train_layout()
+    out = {"mem_mb": res("train")["mem_mb"], "runtime": res("train")["runtime"], "gpu": nodes * per_node}
+    if nodes * per_node > 1:
+        out.update(nodes=nodes, tasks=nodes * per_node, tasks_per_gpu=1, gpus_per_node=per_node, mpi="srun")
+    return out

@@ -63,7 +63,7 @@ def figure_notebook(name: str) -> nbformat.NotebookNode:
 def tables_notebook() -> nbformat.NotebookNode:
     """``06_tables``: the main comparison and the claims table as Markdown + CSV."""
     return _notebook([
-        new_markdown_cell(f"# Tables: main comparison and claims\n\n{GENERATED}\n\n"
+        new_markdown_cell(f"# 06 · Tables: main comparison and claims\n\n{GENERATED}\n\n"
                           "`main_comparison.md/.csv`: every method of the main study on every protocol, "
                           "mean and std over seeds. `claims.md/.csv`: each claim of METHODS.md section 5 "
                           "as measured on these runs (see `hyplib.reporting` for the rules)."),

@@ -1,4 +1,4 @@
-"""notebooks/03_evaluate.ipynb: committed without outputs, a plain parameters cell, and an
+"""notebooks/05_evaluate.ipynb: committed without outputs, a plain parameters cell, and an
 end-to-end papermill run on a tiny checkpoint and benchmark folder."""
 import json
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import committed_parameters
 
-NB = Path(__file__).resolve().parent.parent / "notebooks" / "03_evaluate.ipynb"
+NB = Path(__file__).resolve().parent.parent / "notebooks" / "05_evaluate.ipynb"
 TINY = dict(image_size=16, patch_size=8, vision_width=32, vision_layers=1, vision_heads=2, text_width=32,
             text_layers=1, text_heads=2, context_length=16, embed_dim=16)
 

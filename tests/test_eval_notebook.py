@@ -48,3 +48,5 @@ def test_notebook_runs_end_to_end(tmp_path):
     with np.load(out_npz) as z:
         assert z["radius_image"].shape == (4,) and z["hierarcaps_radius"].shape == (2, 4)
         assert str(z["method"]) == "meru"
+    with np.load(out_npz.with_name("figure_inputs.npz")) as z:  # MERU: only the training log's copy
+        assert set(z.files) == {"train_log"} and str(z["train_log"]) == (run / "log.jsonl").read_text()

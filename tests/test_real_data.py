@@ -314,16 +314,6 @@ def test_notebook_prepares_real_files(tmp_path):
     assert (tmp_path / "grid.png").stat().st_size > 0
 
 
-def test_box_kinds_left_out_of_figures_without_chains(prepared):
-    from test_eval_driver import _model
-
-    from hyplib.figures.inputs import _kind_embeddings
-
-    _, out, _ = prepared
-    got = _kind_embeddings(_model("meru"), out / "bench", ["image", "box_image", "box_text"])
-    assert set(got) == {"image"} and got["image"].shape[0] == 2
-
-
 # ----------------------------------------------------------------------------- your own classes
 CLIPART_TAXONOMY = """child,parent,name
 animals,,

@@ -6,6 +6,7 @@ rule evaluate:
     output:
         metrics=f"{RESULTS}/eval/{{run}}/metrics.json",
         embeddings=f"{RESULTS}/eval/{{run}}/embeddings.npz",
+        figure_inputs=f"{RESULTS}/eval/{{run}}/figure_inputs.npz",  # beside out_npz (hyplib.figures.EVAL_INPUTS)
     log:
         f"{RESULTS}/notebooks/eval/{{run}}.ipynb",
     threads: config["train"]["threads"]

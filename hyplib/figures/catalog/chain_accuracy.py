@@ -17,13 +17,13 @@ from hyplib.figures.runs import group_by_config
 
 NAME = "chain_accuracy"
 CAPTION = (
-    'Share of whole -> part (depth 1) and whole -> part -> sub-part (depth 2) image chains, and of '
-    'adjective -> noun phrase -> caption text chains, whose distance to the root is strictly ordered '
-    'in the direction each evaluation was configured with (claim 4). Bars: mean over seeds; error '
-    'bars: standard deviation; dots: seeds; dotted lines: a random order (1/2 for depth 1, 1/6 for '
-    'depth 2).')
+    "Share of whole -> part (depth 1) and whole -> part -> sub-part (depth 2) image chains, and of "
+    "adjective -> noun phrase -> caption text chains, whose distance to the root is strictly ordered "
+    "in the direction each evaluation was configured with (claim 4). Bars: mean over seeds; error "
+    "bars: standard deviation; dots: seeds; dotted lines: a random order (1/2 for depth 1, 1/6 for "
+    "depth 2).")
 #: The workflow's runs this figure reads: by study tag and method (None: every method).
-STUDIES = ('main',)
+STUDIES = ("main",)
 METHODS = None
 #: Released checkpoints: (methods, ``data.paths`` key of the benchmark it reads), or None.
 RELEASED = None

@@ -24,17 +24,17 @@ from hyplib.figures.runs import Run, group_by_config, select, settings
 
 NAME = "cone_collapse"
 CAPTION = (
-    'Cone collapse (claim 6). (a) The plain entailment loss max(0, phi - omega(x)) of MERU/HyCoCLIP '
+    "Cone collapse (claim 6). (a) The plain entailment loss max(0, phi - omega(x)) of MERU/HyCoCLIP "
     "as a function of the parent's norm in units of the boundary 2K/sqrt(c) and of the exterior "
-    'angle: left of the dashed line the half-aperture saturates at pi/2 and every child in the outer '
-    'half-space costs nothing (white contour: the zero-loss border). (b) Where the trained texts, the'
-    ' parents, sit relative to that boundary, with the share inside. (c) The entailment loss over '
+    "angle: left of the dashed line the half-aperture saturates at pi/2 and every child in the outer "
+    "half-space costs nothing (white contour: the zero-loss border). (b) Where the trained texts, the"
+    " parents, sit relative to that boundary, with the share inside. (c) The entailment loss over "
     "training steps. (d) ARGENT's adaptive weight h(d) = 1 - exp(-d/sigma) (our reconstruction) on "
     "the PEP benchmark's entailing pairs by pair type (near-identical pairs get weight near 0); the "
-    'dotted outline is the non-entailing pairs, which training never weights, for comparison.')
+    "dotted outline is the non-entailing pairs, which training never weights, for comparison.")
 #: The workflow's runs this figure reads: by study tag and method (None: every method).
-STUDIES = ('main',)
-METHODS = ('meru', 'hycoclip', 'argent')
+STUDIES = ("main",)
+METHODS = ("meru", "hycoclip", "argent")
 #: Released checkpoints: (methods, ``data.paths`` key of the benchmark it reads), or None.
 RELEASED = None
 

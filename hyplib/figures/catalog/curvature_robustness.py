@@ -12,13 +12,13 @@ from hyplib.figures.runs import method_label, select, settings
 
 NAME = "curvature_robustness"
 CAPTION = (
-    'Zero-shot mean per-class accuracy against a fixed curvature c, MERU vs ATMG (claim 3, ATMG Table'
-    ' 5). Points are means over the available seeds, error bars one standard deviation, small dots '
-    'single seeds, crosses diverged runs (drawn at zero); dashed horizontal lines are runs with '
-    'learned curvature where present. With one seed per curvature the spread is not estimated.')
+    "Zero-shot mean per-class accuracy against a fixed curvature c, MERU vs ATMG (claim 3, ATMG Table"
+    " 5). Points are means over the available seeds, error bars one standard deviation, small dots "
+    "single seeds, crosses diverged runs (drawn at zero); dashed horizontal lines are runs with "
+    "learned curvature where present. With one seed per curvature the spread is not estimated.")
 #: The workflow's runs this figure reads: by study tag and method (None: every method).
-STUDIES = ('curvature',)
-METHODS = ('meru', 'atmg')
+STUDIES = ("curvature",)
+METHODS = ("meru", "atmg")
 #: Released checkpoints: (methods, ``data.paths`` key of the benchmark it reads), or None.
 RELEASED = None
 

@@ -17,16 +17,16 @@ from hyplib.figures.runs import group_by_config
 
 NAME = "distance_to_root"
 CAPTION = (
-    'Distance to the root by modality, MERU vs CLIP (METHODS.md claim 1). Histograms of the retrieval'
+    "Distance to the root by modality, MERU vs CLIP (METHODS.md claim 1). Histograms of the retrieval"
     " benchmark's images and captions, seeds pooled; dashed lines mark the means and the panel states"
     " text minus image. MERU: hyperbolic distance to the origin. CLIP's embeddings are unit vectors, "
-    'so their norm cannot separate anything; its panel uses the angle to the normalised centroid of '
+    "so their norm cannot separate anything; its panel uses the angle to the normalised centroid of "
     "all embeddings as the root (MERU's choice of [ROOT] for CLIP).")
 #: The workflow's runs this figure reads: by study tag and method (None: every method).
-STUDIES = ('main',)
-METHODS = ('clip', 'meru')
+STUDIES = ("main",)
+METHODS = ("clip", "meru")
 #: Released checkpoints: (methods, ``data.paths`` key of the benchmark it reads), or None.
-RELEASED = (('clip', 'meru'), 'coco_captions')
+RELEASED = (("clip", "meru"), "coco_captions")
 
 
 def inputs(runs, bench_dir) -> dict:

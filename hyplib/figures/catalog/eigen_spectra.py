@@ -15,15 +15,15 @@ from hyplib.figures.runs import group_by_config
 
 NAME = "eigen_spectra"
 CAPTION = (
-    'Covariance eigenvalue spectra of the tangent features (logmap at the root; identity for CLIP; '
-    'per factor concatenated for PHyCLIP) of the retrieval images and captions, per method. Each '
-    'spectrum is normalised to shares of total variance and averaged over seeds; the legend gives the'
-    ' effective rank exp(H). A faster decay means fewer directions in use.')
+    "Covariance eigenvalue spectra of the tangent features (logmap at the root; identity for CLIP; "
+    "per factor concatenated for PHyCLIP) of the retrieval images and captions, per method. Each "
+    "spectrum is normalised to shares of total variance and averaged over seeds; the legend gives the"
+    " effective rank exp(H). A faster decay means fewer directions in use.")
 #: The workflow's runs this figure reads: by study tag and method (None: every method).
-STUDIES = ('main',)
+STUDIES = ("main",)
 METHODS = None
 #: Released checkpoints: (methods, ``data.paths`` key of the benchmark it reads), or None.
-RELEASED = (None, 'coco_captions')
+RELEASED = (None, "coco_captions")
 
 
 def inputs(runs, bench_dir) -> dict:

@@ -15,15 +15,15 @@ from hyplib.figures.runs import group_by_config
 
 NAME = "norms_by_kind"
 CAPTION = (
-    'HyCoCLIP: distance to the root by input kind. Images and captions from the retrieval benchmark, '
+    "HyCoCLIP: distance to the root by input kind. Images and captions from the retrieval benchmark, "
     "box images (part and sub-part crops of the chains benchmark) and box texts (the chains' noun "
     "phrases); seeds pooled, dashed lines at the means. HyCoCLIP's objective implies images below "
-    'their boxes and texts below the box texts, i.e. boxes and box texts closer to the root.')
+    "their boxes and texts below the box texts, i.e. boxes and box texts closer to the root.")
 #: The workflow's runs this figure reads: by study tag and method (None: every method).
-STUDIES = ('main',)
-METHODS = ('hycoclip',)
+STUDIES = ("main",)
+METHODS = ("hycoclip",)
 #: Released checkpoints: (methods, ``data.paths`` key of the benchmark it reads), or None.
-RELEASED = (('hycoclip',), 'coco_captions')
+RELEASED = (("hycoclip",), "coco_captions")
 
 
 def inputs(runs, bench_dir) -> dict:

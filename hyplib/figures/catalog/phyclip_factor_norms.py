@@ -21,14 +21,14 @@ from hyplib.figures.runs import group_by_config, select
 
 NAME = "phyclip_factor_norms"
 CAPTION = (
-    'PHyCLIP: per-factor distance to the root for single-concept prompts (each class name in the '
+    "PHyCLIP: per-factor distance to the root for single-concept prompts (each class name in the "
     "first zero-shot template) and composed captions (the composition benchmark's true captions). "
     "Left: mean radius per factor with the inter-quartile band. Right: share of a prompt's factors "
-    'whose radius exceeds half its largest factor radius. One row per PHyCLIP configuration (first '
-    'seed with a checkpoint).')
+    "whose radius exceeds half its largest factor radius. One row per PHyCLIP configuration (first "
+    "seed whose evaluation saved them).")
 #: The workflow's runs this figure reads: by study tag and method (None: every method).
-STUDIES = ('main', 'phyclip_ablation')
-METHODS = ('phyclip',)
+STUDIES = ("main", "phyclip_ablation")
+METHODS = ("phyclip",)
 #: Released checkpoints: (methods, ``data.paths`` key of the benchmark it reads), or None.
 RELEASED = None
 

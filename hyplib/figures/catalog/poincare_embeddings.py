@@ -18,17 +18,17 @@ from hyplib.figures.runs import group_by_config, settings
 
 NAME = "poincare_embeddings"
 CAPTION = (
-    'Images and captions of the retrieval benchmark on the Poincare disk, with the entailment cones '
+    "Images and captions of the retrieval benchmark on the Poincare disk, with the entailment cones "
     "of three captions (shaded) and geodesics to their images. This is a projection: each embedding's"
-    ' direction is its tangent vector projected on a fixed 2-D PCA plane (fitted per run on both '
-    'modalities), while its distance to the root is kept exactly; angles between points, and hence '
-    'which points fall inside a drawn cone, are approximate. Dotted circles: distances 1, 2, 3 from '
-    'the root.')
+    " direction is its tangent vector projected on a fixed 2-D PCA plane (fitted per run on both "
+    "modalities), while its distance to the root is kept exactly; angles between points, and hence "
+    "which points fall inside a drawn cone, are approximate. Dotted circles: distances 1, 2, 3 from "
+    "the root.")
 #: The workflow's runs this figure reads: by study tag and method (None: every method).
-STUDIES = ('main',)
-METHODS = ('meru', 'hycoclip', 'atmg')
+STUDIES = ("main",)
+METHODS = ("meru", "hycoclip", "atmg")
 #: Released checkpoints: (methods, ``data.paths`` key of the benchmark it reads), or None.
-RELEASED = (('meru', 'hycoclip', 'atmg'), 'coco_captions')
+RELEASED = (("meru", "hycoclip", "atmg"), "coco_captions")
 
 
 def _pick_cones(text2: np.ndarray, caption_image: np.ndarray, n: int, curv: float) -> list[int]:

@@ -15,13 +15,13 @@ from hyplib.figures.runs import group_by_config, method_label, select, settings
 
 NAME = "trajectories"
 CAPTION = (
-    'Curvature c and the image and text scales alpha over training steps, from the training logs. '
-    'Solid: learned curvature; thin dashed: runs with the curvature held fixed (curvature study). For'
-    ' PHyCLIP the line is the mean over factors and the band their range. The lower end of the '
+    "Curvature c and the image and text scales alpha over training steps, from the training logs. "
+    "Solid: learned curvature; thin dashed: runs with the curvature held fixed (curvature study). For"
+    " PHyCLIP the line is the mean over factors and the band their range. The lower end of the "
     "curvature axis to watch is each method's clamp floor (c0/10 for MERU).")
 #: The workflow's runs this figure reads: by study tag and method (None: every method).
-STUDIES = ('main', 'curvature')
-METHODS = ('meru', 'atmg', 'phyclip')
+STUDIES = ("main", "curvature")
+METHODS = ("meru", "atmg", "phyclip")
 #: Released checkpoints: (methods, ``data.paths`` key of the benchmark it reads), or None.
 RELEASED = None
 

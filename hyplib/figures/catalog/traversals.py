@@ -18,16 +18,16 @@ from hyplib.figures.runs import group_by_config
 
 NAME = "traversals"
 CAPTION = (
-    'Root traversals: for the first HierarCaps images (top), the caption nearest to each of the '
-    'points on the geodesic from the image (step 0) to the root (last step), among all HierarCaps '
-    'captions at every level ([L0] most generic .. [L3] most specific); repeated retrievals are '
-    'merged into step ranges. One row per method, first seed. A hierarchy-aware space retrieves '
-    'increasingly generic captions towards the root.')
+    "Root traversals: for the first HierarCaps images (top), the caption nearest to each of the "
+    "points on the geodesic from the image (step 0) to the root (last step), among all HierarCaps "
+    "captions at every level ([L0] most generic .. [L3] most specific); repeated retrievals are "
+    "merged into step ranges. One row per method, first seed. A hierarchy-aware space retrieves "
+    "increasingly generic captions towards the root.")
 #: The workflow's runs this figure reads: by study tag and method (None: every method).
-STUDIES = ('main',)
-METHODS = ('meru', 'hycoclip')
+STUDIES = ("main",)
+METHODS = ("meru", "hycoclip")
 #: Released checkpoints: (methods, ``data.paths`` key of the benchmark it reads), or None.
-RELEASED = (('meru', 'hycoclip', 'atmg', 'phyclip'), 'hierarcaps')
+RELEASED = (("meru", "hycoclip", "atmg", "phyclip"), "hierarcaps")
 
 
 def inputs(runs, bench_dir, *, n_images: int = 3) -> dict:

@@ -36,7 +36,7 @@ report: "workflow/report/workflow.rst"
 rule all:
     input:
         RELEASED_TARGETS if RELEASED else [
-            expand(f"{RESULTS}/figures/{{name}}.pdf", name=config["figures"]),
+            expand(f"{RESULTS}/figures/{{name}}.pdf", name=wf.config_figures(config)),
             f"{RESULTS}/tables/main_comparison.md",
             f"{RESULTS}/tables/claims.md",
             f"{RESULTS}/propositions.json",

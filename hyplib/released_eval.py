@@ -90,14 +90,12 @@ COLUMNS = {
 _HEADERS = {"imagenet": "ImageNet", "coco_t2i_R@5": "COCO t->i R@5", "coco_i2t_R@5": "COCO i->t R@5",
             "TIE": "TIE", "LCA": "LCA", "J": "J"}
 
-#: Figure -> (methods it draws (None: any), ``data.paths`` key whose benchmark it reads).
-FIGURE_NEEDS = {
-    "distance_to_root": (("clip", "meru"), "coco_captions"),
-    "norms_by_kind": (("hycoclip",), "coco_captions"),
-    "eigen_spectra": (None, "coco_captions"),
-    "poincare_embeddings": (("meru", "hycoclip", "atmg"), "coco_captions"),
-    "traversals": (("meru", "hycoclip", "atmg", "phyclip"), "hierarcaps"),
-}
+def figure_needs() -> dict[str, tuple]:
+    """Figure -> (methods it draws (None: any), ``data.paths`` key whose benchmark it reads), for
+    every registered figure that suits released checkpoints (its ``RELEASED``)."""
+    from hyplib.figures.registry import REGISTRY
+
+    return {name: f.released for name, f in REGISTRY.items() if f.released is not None}
 
 
 def plan_released(section: Mapping | None, out_dir: str = OUT_DIR) -> list[dict]:
@@ -141,7 +139,7 @@ def released_figures(planned: list[dict], paths: Mapping | None) -> dict[str, li
     """Figure name -> the given runs it draws, for figures whose methods and data are present."""
     paths = {k for k, v in dict(paths or {}).items() if v not in (None, "")}
     out = {}
-    for figure, (methods, data_key) in FIGURE_NEEDS.items():
+    for figure, (methods, data_key) in figure_needs().items():
         runs = [r for r in planned if r["given"] and (methods is None or r["method"] in methods)]
         if runs and data_key in paths:
             out[figure] = runs

@@ -16,19 +16,23 @@ import yaml
 
 from hyplib import methods
 
-#: Figures the workflow draws, with the studies and methods whose runs each one reads.
-FIGURE_NEEDS: dict[str, dict] = {
-    "distance_to_root": {"studies": ["main"], "methods": ["clip", "meru"]},
-    "norms_by_kind": {"studies": ["main"], "methods": ["hycoclip"]},
-    "curvature_robustness": {"studies": ["curvature"], "methods": ["meru", "atmg"]},
-    "eigen_spectra": {"studies": ["main"], "methods": None},
-    "chain_accuracy": {"studies": ["main"], "methods": None},
-    "cone_collapse": {"studies": ["main"], "methods": ["meru", "hycoclip", "argent"]},
-    "phyclip_factor_norms": {"studies": ["main", "phyclip_ablation"], "methods": ["phyclip"]},
-    "poincare_embeddings": {"studies": ["main"], "methods": ["meru", "hycoclip", "atmg"]},
-    "traversals": {"studies": ["main"], "methods": ["meru", "hycoclip"]},
-    "trajectories": {"studies": ["main", "curvature"], "methods": ["meru", "atmg", "phyclip"]},
-}
+def figure_needs() -> dict[str, dict]:
+    """Every registered figure (:mod:`hyplib.figures.registry`) with the studies and methods
+    (None: all) whose runs it reads."""
+    from hyplib.figures.registry import REGISTRY
+
+    return {name: {"studies": list(f.studies), "methods": None if f.methods is None else list(f.methods)}
+            for name, f in REGISTRY.items()}
+
+
+#: Figure -> ``{"studies", "methods"}``, from the figure registry.
+FIGURE_NEEDS: dict[str, dict] = figure_needs()
+
+
+def config_figures(config: dict) -> list[str]:
+    """The figures a config draws: its ``figures`` list, or every registered figure when absent."""
+    listed = config.get("figures")
+    return list(FIGURE_NEEDS) if listed is None else list(listed)
 
 
 #: Where every output lives unless the config sets ``results_dir``.
@@ -188,6 +192,9 @@ def check_config(config: dict) -> None:
     for i, c in enumerate((studies.get("curvature") or {}).get("curvatures", [])):
         if not c > 0:
             raise ValueError(f"config key studies.curvature.curvatures[{i}]: curvature must be positive, got {c}")
+    for i, name in enumerate(config.get("figures") or []):
+        if name not in FIGURE_NEEDS:
+            raise ValueError(f"config key figures[{i}]: unknown figure {name!r}; valid figures: {list(FIGURE_NEEDS)}")
     results_dir(config)
     run_config = config.get("train", {}).get("run_config")
     if run_config and not Path(run_config).is_file():

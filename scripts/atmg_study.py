@@ -10,7 +10,7 @@ budget (``config/runs/default.yaml``: 200 steps of batch 64, one thread)::
         --set method=atmg method_overrides.<key>=<value> ... seed=<seed> data.shards=DATA/train
 
 and is then evaluated on ``DATA/bench`` with :func:`hyplib.evaluation.run_all` (retrieval,
-zero-shot, chains), as the workflow's ``03_evaluate`` notebook does. Each run writes
+zero-shot, chains), as the workflow's ``05_evaluate`` notebook does. Each run writes
 ``study_metrics.json`` beside its ``final.pt``; finished runs are not trained or evaluated
 again, so the table can be reprinted (``--table-only``) or extended by more seeds.
 

@@ -217,7 +217,7 @@ def test_larger_images_and_chains(tmp_path):
 def test_notebook_parameters_cell_plain_and_no_outputs():
     import nbformat
     from pathlib import Path
-    nb = nbformat.read(Path(__file__).parents[1] / "notebooks/01_prepare_data.ipynb", as_version=4)
+    nb = nbformat.read(Path(__file__).parents[1] / "notebooks/03_prepare_data.ipynb", as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "parameters" in code[0].metadata.get("tags", [])
     names = {line.split("=")[0].strip() for line in code[0].source.splitlines() if "=" in line}

@@ -1,4 +1,4 @@
-"""notebooks/03_evaluate.ipynb: committed without outputs, a plain parameters cell, and an
+"""notebooks/05_evaluate.ipynb: committed without outputs, a plain parameters cell, and an
 end-to-end papermill run on a tiny checkpoint and benchmark folder."""
 import json
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import committed_parameters
 
-NB = Path(__file__).resolve().parent.parent / "notebooks" / "03_evaluate.ipynb"
+NB = Path(__file__).resolve().parent.parent / "notebooks" / "05_evaluate.ipynb"
 TINY = dict(image_size=16, patch_size=8, vision_width=32, vision_layers=1, vision_heads=2, text_width=32,
             text_layers=1, text_heads=2, context_length=16, embed_dim=16)
 
@@ -48,3 +48,5 @@ def test_notebook_runs_end_to_end(tmp_path):
     with np.load(out_npz) as z:
         assert z["radius_image"].shape == (4,) and z["hierarcaps_radius"].shape == (2, 4)
         assert str(z["method"]) == "meru"
+    with np.load(out_npz.with_name("figure_inputs.npz")) as z:  # MERU: only the training log's copy
+        assert set(z.files) == {"train_log"} and str(z["train_log"]) == (run / "log.jsonl").read_text()

@@ -11,8 +11,8 @@ import pytest
 from hyplib import figures, plotting
 from hyplib import workflow as wf
 from hyplib.figures import synthetic
-from hyplib.figures.cones import plain_entailment_grid
-from hyplib.figures.traversal import collapse_steps
+from hyplib.figures.catalog.cone_collapse import plain_entailment_grid
+from hyplib.figures.catalog.traversals import collapse_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(0)
@@ -152,50 +152,109 @@ def test_savefig_writes_pdf_and_png(tmp_path):
 # --------------------------------------------------------------------------- from run folders
 @pytest.fixture(scope="module")
 def synthetic_runs(tmp_path_factory):
+    """Run folders with the evaluation's arrays and no checkpoint: figures read evaluation outputs only."""
     root = tmp_path_factory.mktemp("runs")
     synthetic.write_bench(root / "bench")
-    specs = synthetic.write_runs(root, checkpoints=True, methods_with_checkpoints=("meru", "clip"),
-                                 embeddings=False)
+    specs = synthetic.write_runs(root, checkpoints=False)
     return specs, root / "bench"
 
 
-@pytest.mark.parametrize("name", ["distance_to_root", "norms_by_kind", "curvature_robustness",
-                                  "eigen_spectra", "chain_accuracy", "cone_collapse", "traversals",
-                                  "trajectories"])
-def test_prepare_and_draw_from_run_folders(synthetic_runs, name):
+@pytest.mark.parametrize("name", figures.names())
+def test_inputs_and_draw_from_run_folders_without_checkpoints(synthetic_runs, name):
     specs, bench = synthetic_runs
     runs = figures.load_runs(wf.runs_for_figure(specs, name))
-    assert runs and all(r.metrics for r in runs)
+    assert runs and all(r.metrics for r in runs) and not any((r.train_dir / "final.pt").exists() for r in runs)
     fig = figures.draw(name, runs, bench)
     assert len(fig.axes) >= 1
     _close(fig)
 
 
-def test_checkpoint_recomputation(synthetic_runs):
-    """CLIP's centroid angle and MERU's Poincare view come from the untrained tiny checkpoints."""
+def test_embedding_samples_from_the_evaluation_arrays(synthetic_runs):
     specs, bench = synthetic_runs
     runs = figures.load_runs(wf.runs_for_figure(specs, "distance_to_root"))
     inputs = figures.prepare("distance_to_root", runs, bench)
-    assert inputs["units"]["CLIP"].startswith("angle")
+    assert inputs["units"]["CLIP"].startswith("angle") and len(inputs["radii"]["CLIP"]["text"]) == 16
     r = inputs["radii"]["CLIP"]["image"]
     assert np.all((r >= 0) & (r <= np.pi)) and r.std() > 0
     runs = figures.load_runs(wf.runs_for_figure(specs, "poincare_embeddings"))
     pts = figures.prepare("poincare_embeddings", runs, bench)["points"]
-    assert list(pts) == ["MERU"]
-    assert pts["MERU"]["image"].shape[1] == 2 and len(pts["MERU"]["cones"]) == 3
-
-
-def test_embedding_samples_from_the_evaluation_arrays(tmp_path):
-    """With the evaluation's ``emb_*`` samples no checkpoint is needed (none exists here)."""
-    synthetic.write_bench(tmp_path / "bench")
-    specs = synthetic.write_runs(tmp_path, checkpoints=False)
-    runs = figures.load_runs(wf.runs_for_figure(specs, "distance_to_root"))
-    inputs = figures.prepare("distance_to_root", runs, tmp_path / "bench")
-    assert inputs["units"]["CLIP"].startswith("angle") and len(inputs["radii"]["CLIP"]["text"]) == 16
-    runs = figures.load_runs(wf.runs_for_figure(specs, "poincare_embeddings"))
-    pts = figures.prepare("poincare_embeddings", runs, tmp_path / "bench")["points"]
     assert sorted(pts) == ["ATMG", "HyCoCLIP", "MERU"]
     assert pts["MERU"]["image"].shape == (8, 2) and pts["MERU"]["text"].shape == (16, 2)
+    assert len(pts["MERU"]["cones"]) == 3
+
+
+# --------------------------------------------------------------------------- evaluation inputs
+@pytest.fixture(scope="module")
+def evaluated_checkpoints(tmp_path_factory):
+    """Untrained tiny ARGENT, PHyCLIP and MERU checkpoints and their figure_inputs.npz."""
+    from hyplib.evaluation import load_model
+
+    root = tmp_path_factory.mktemp("ckpt")
+    synthetic.write_bench(root / "bench")
+    specs = synthetic.write_runs(root, seeds=(0,), methods_with_checkpoints=("argent", "phyclip", "meru"))
+    out = {}
+    for spec in specs:
+        final = Path(spec["train_dir"]) / "final.pt"
+        if spec["variant"] == "base" and final.is_file():
+            model, _ = load_model(final, device="cpu")
+            path = figures.write_eval_inputs(model, root / "bench", Path(spec["eval_dir"]) / figures.EVAL_INPUTS,
+                                             log_path=Path(spec["train_dir"]) / "log.jsonl")
+            final.unlink()  # the figures must not need it
+            out[spec["method"]] = (spec, model, path)
+    return out, root / "bench"
+
+
+def test_write_eval_inputs_holds_each_figures_checkpoint_arrays(evaluated_checkpoints):
+    from hyplib.figures import embed
+
+    done, bench = evaluated_checkpoints
+    spec, model, path = done["argent"]
+    with np.load(path, allow_pickle=False) as npz:
+        keys = set(npz.files)
+        weight, ptype = npz["cone_collapse__weight"], npz["cone_collapse__pair_type"]
+        log = str(npz["train_log"])
+    direct = embed.pep_pair_weights(model, model.method, bench)  # recomputed independently
+    np.testing.assert_allclose(weight, direct["weight"].to_numpy(), rtol=1e-6)
+    assert list(ptype) == list(direct["pair_type"]) and "phyclip_factor_norms__single" not in keys
+    assert log == (Path(spec["train_dir"]) / "log.jsonl").read_text()
+    with np.load(done["phyclip"][2], allow_pickle=False) as npz:
+        single, composed = npz["phyclip_factor_norms__single"], npz["phyclip_factor_norms__composed"]
+        assert "cone_collapse__weight" not in npz.files
+    k = done["phyclip"][1].method.defaults["k"]
+    assert single.shape == (4, k) and composed.shape == (8, k) and np.all(single >= 0)
+    with np.load(done["meru"][2], allow_pickle=False) as npz:
+        assert set(npz.files) == {"train_log"}  # MERU needs nothing from its checkpoint
+
+
+def test_figures_read_the_evaluation_inputs_not_the_checkpoint(evaluated_checkpoints):
+    done, bench = evaluated_checkpoints
+    argent = figures.load_runs([done["argent"][0]])
+    inputs = figures.prepare("cone_collapse", argent, bench)
+    assert inputs["weights"] is not None and len(inputs["weights"]) == 16
+    assert inputs["weights_label"] == "ARGENT seed 0" and argent[0].log is not None
+    assert argent[0].log["step"].tolist() == list(range(1, 21))  # the log copy in figure_inputs.npz
+    phy = figures.load_runs([done["phyclip"][0]])
+    norms = figures.prepare("phyclip_factor_norms", phy, bench)["norms"]
+    assert list(norms) == ["PHyCLIP"] and norms["PHyCLIP"]["composed"].shape[0] == 8
+
+
+# --------------------------------------------------------------------------- registry
+def test_registry_is_the_catalog_and_everything_derives_from_it():
+    catalog = sorted(p.stem for p in (ROOT / "hyplib/figures/catalog").glob("[!_]*.py"))
+    assert figures.names() == catalog
+    assert list(wf.FIGURE_NEEDS) == catalog and set(figures.CAPTIONS) == set(catalog)
+    assert wf.config_figures({}) == catalog and wf.config_figures({"figures": ["eigen_spectra"]}) == ["eigen_spectra"]
+    for name in catalog:
+        fig = figures.get(name)
+        assert fig.caption and callable(fig.inputs) and callable(fig.draw)
+        assert wf.FIGURE_NEEDS[name]["studies"] == list(fig.studies)
+    from hyplib import released_eval
+
+    assert set(released_eval.figure_needs()) == {n for n in catalog if figures.get(n).released}
+    with pytest.raises(ValueError, match="unknown figure 'nope'"):
+        figures.get("nope")
+    with pytest.raises(ValueError, match=r"config key figures\[1\]: unknown figure 'nope'"):
+        wf.check_config({"methods": [], "figures": ["eigen_spectra", "nope"]})
 
 
 def test_h2_projection_keeps_distance_to_root():
@@ -227,13 +286,13 @@ def test_one_notebook_and_caption_per_figure():
 def test_figure_notebook_parameters(path):
     params = wf.notebook_parameters(path)
     assert set(params) == {"runs", "out", "bench_dir"}
-    assert params["runs"] == [] and params["out"] == f"results/lab/figures/{path.stem[4:]}.pdf"
-    assert params["bench_dir"] == "results/data/bench"
+    assert params["runs"] is None and params["out"] == f"results/lab/figures/{path.stem[4:]}.pdf"
+    assert params["bench_dir"] == "results/lab/data/bench"
 
 
 def test_tables_notebook_parameters():
     params = wf.notebook_parameters(ROOT / "notebooks" / "06_tables.ipynb")
-    assert params == {"runs": [], "out_dir": "results/tables", "bench_dir": "results/data/bench"}
+    assert params == {"runs": None, "out_dir": "results/lab/tables", "bench_dir": "results/lab/data/bench"}
 
 
 def test_generated_files_are_up_to_date():

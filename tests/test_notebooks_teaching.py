@@ -1,4 +1,4 @@
-"""The teaching notebooks (00_geometry_tour, 00_objectives_tour) and 04_propositions: committed
+"""The teaching notebooks (00_geometry_tour, 01_objectives_tour) and 02_propositions: committed
 clean (no outputs, a plain `parameters` cell first) and executable by papermill."""
 import ast
 import json
@@ -11,8 +11,8 @@ from hyplib import paths
 
 NOTEBOOKS = {
     "00_geometry_tour": {},
-    "00_objectives_tour": {"grid_size": 5},
-    "04_propositions": {"quick": True},
+    "01_objectives_tour": {"grid_size": 5},
+    "02_propositions": {"quick": True},
 }
 
 
@@ -37,7 +37,7 @@ def test_committed_without_outputs_and_with_plain_parameters(name):
 def test_notebook_executes(name, tmp_path):
     papermill = pytest.importorskip("papermill")
     params = {**NOTEBOOKS[name], "figure_dir": str(tmp_path / "figures")}
-    if name == "04_propositions":
+    if name == "02_propositions":
         params["output_json"] = str(tmp_path / "propositions.json")
     declared = papermill.inspect_notebook(str(_path(name)))
     assert set(params) <= set(declared), f"unknown parameters {set(params) - set(declared)}"
@@ -45,7 +45,7 @@ def test_notebook_executes(name, tmp_path):
     papermill.execute_notebook(str(_path(name)), str(tmp_path / f"{name}.ipynb"), parameters=params,
                                cwd=str(tmp_path), progress_bar=False, kernel_name="python3")
     assert list((tmp_path / "figures").glob("*.pdf")), "no figure written"
-    if name == "04_propositions":
+    if name == "02_propositions":
         numbers = json.loads((tmp_path / "propositions.json").read_text())
         assert numbers["checks"]["atmg_prop1"]["headline"]["min_outside"] >= 1
         assert {p.stem for p in (tmp_path / "figures").glob("*.pdf")} == set(numbers["checks"])

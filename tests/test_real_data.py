@@ -289,7 +289,7 @@ def test_switching_sources_leaves_no_stale_files(tmp_path):
 def test_notebook_declares_the_rule_keys():
     from conftest import committed_parameters
 
-    params = committed_parameters(ROOT / "notebooks/01_prepare_data.ipynb")
+    params = committed_parameters(ROOT / "notebooks/03_prepare_data.ipynb")
     assert params["source"] == "generated" and params["paths"] == {} and params["verify_shards"] is True
     assert {"out_dir", "size", "n_train", "image_size", "seed", "root", "sample_grid",
             "workers"} <= set(params)
@@ -297,7 +297,7 @@ def test_notebook_declares_the_rule_keys():
 
 @pytest.mark.slow
 def test_notebook_prepares_real_files(tmp_path):
-    """01_prepare_data with source='real', as the workflow runs it (papermill -b), writes the
+    """03_prepare_data with source='real', as the workflow runs it (papermill -b), writes the
     manifest and the sample grid from the real training shards."""
     import subprocess
     import sys
@@ -307,22 +307,12 @@ def test_notebook_prepares_real_files(tmp_path):
               "image_size": 16, "workers": 2, "sample_grid": str(tmp_path / "grid.png")}
     papermill = str(Path(sys.executable).parent / "papermill")
     done = subprocess.run([papermill, "--no-progress-bar", "--cwd", str(ROOT), "-k", "python3",
-                           str(ROOT / "notebooks/01_prepare_data.ipynb"), str(tmp_path / "run.ipynb"),
+                           str(ROOT / "notebooks/03_prepare_data.ipynb"), str(tmp_path / "run.ipynb"),
                            "-b", wf.b64_params(params)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     manifest = json.loads((tmp_path / "out/manifest.json").read_text())
     assert manifest["train"]["images"] == 9 and manifest["skipped"]["train"] == {"bad_image": 1, "bad_json": 1}
     assert (tmp_path / "grid.png").stat().st_size > 0
-
-
-def test_box_kinds_left_out_of_figures_without_chains(prepared):
-    from test_eval_driver import _model
-
-    from hyplib.figures.inputs import _kind_embeddings
-
-    _, out, _ = prepared
-    got = _kind_embeddings(_model("meru"), out / "bench", ["image", "box_image", "box_text"])
-    assert set(got) == {"image"} and got["image"].shape[0] == 2
 
 
 # ----------------------------------------------------------------------------- your own classes

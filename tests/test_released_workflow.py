@@ -1,5 +1,5 @@
 """The released-checkpoint workflow (config/released.yaml, workflow/rules/released.smk,
-hyplib.released_eval) and notebooks/05_released_models.ipynb on random-weight checkpoints in
+hyplib.released_eval) and notebooks/07_released_models.ipynb on random-weight checkpoints in
 the released layout."""
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from hyplib import released_eval as rel
 from hyplib.released import paper_transform
 
 ROOT = Path(__file__).resolve().parents[1]
-NB05 = ROOT / "notebooks" / "05_released_models.ipynb"
+NB05 = ROOT / "notebooks" / "07_released_models.ipynb"
 
 
 def _released_config(tmp_path, given: dict, paths: dict | None = None) -> Path:
@@ -80,7 +80,7 @@ def test_table_puts_published_beside_measured(tmp_path):
 
 
 def test_notebooks_committed_clean():
-    for name in ("01_prepare_released_data", "03_evaluate_released", "06_released_table", "05_released_models"):
+    for name in ("08_prepare_released_data", "09_evaluate_released", "10_released_table", "07_released_models"):
         assert committed_parameters(ROOT / "notebooks" / f"{name}.ipynb")
 
 

@@ -1,4 +1,4 @@
-"""notebooks/02_train.ipynb: committed without outputs, plain parameters, a papermill run."""
+"""notebooks/04_train.ipynb: committed without outputs, plain parameters, a papermill run."""
 from pathlib import Path
 
 import pytest
@@ -9,7 +9,7 @@ from hyplib.training import checkpoint as ckpt
 from hyplib.training.logging import read_log
 
 ROOT = Path(__file__).resolve().parents[1]
-NB = ROOT / "notebooks" / "02_train.ipynb"
+NB = ROOT / "notebooks" / "04_train.ipynb"
 # what workflow/rules/train.smk passes
 WORKFLOW_KEYS = {"config", "method", "overrides", "seed", "run_dir", "shards", "device"}
 

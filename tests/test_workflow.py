@@ -173,7 +173,7 @@ def test_quick_end_to_end(tmp_path):
     out = _snakemake("--cores", "2", "--configfile", "config/quick.yaml", cwd=work, timeout=1200)
     elapsed = time.perf_counter() - start
     assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
-    for name in _config("quick")["figures"]:
+    for name in wf.config_figures(_config("quick")):
         assert (work / "results/figures" / f"{name}.pdf").stat().st_size > 0
         assert (work / "results/figures" / f"{name}.png").stat().st_size > 0
     claims = (work / "results/tables/claims.md").read_text()

@@ -2,7 +2,7 @@
 
 Object boxes are drawn in yellow, part boxes in cyan; under each tile the most specific caption
 and (when the record has caption levels) the generic one. Used by
-``notebooks/01_prepare_data.ipynb`` to eyeball the training data, generated or real: every image
+``notebooks/03_prepare_data.ipynb`` to eyeball the training data, generated or real: every image
 is resized to one square tile (small generated images upscaled by ``scale``, large real ones
 shrunk to at most ``MAX_TILE`` pixels), its boxes scaled with it.
 """

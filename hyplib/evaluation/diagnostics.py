@@ -193,8 +193,13 @@ def read_log(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"training log not found: {path}")
+    return parse_log(path.read_text())
+
+
+def parse_log(text: str) -> pd.DataFrame:
+    """:func:`read_log` of a log's text (e.g. the copy the evaluation keeps for the figures)."""
     rows = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if not line:
             continue

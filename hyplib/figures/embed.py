@@ -1,7 +1,6 @@
-"""Quantities some figures need that the evaluation does not save, recomputed from a trained
-model and the benchmarks (small subsets, CPU, no gradients).
+"""Quantities figures compute from embeddings, and from a trained model at evaluation time
+(the figure modules' ``eval_arrays``; small subsets, CPU, no gradients).
 
-* :func:`encode_retrieval`: image and caption embeddings of the ``retrieval`` benchmark.
 * :func:`sphere_root_distance`: CLIP's stand-in for a distance to the root (unit vectors have
   none): the angle to the normalised centroid of all embeddings, MERU's ``[ROOT]`` for CLIP.
 * :func:`h2_projection`: Lorentz embeddings -> points of ``H^2`` for a 2-D picture (distance to
@@ -9,8 +8,6 @@ model and the benchmarks (small subsets, CPU, no gradients).
 * :func:`prompt_factor_norms`: PHyCLIP per-factor radii of single-concept prompts (zero-shot
   class prompts) and composed captions (composition positives).
 * :func:`pep_pair_weights`: ARGENT's adaptive weight ``h(d)`` over the PEP benchmark's pairs.
-* :func:`traversal_paths`: image -> root traversal over the HierarCaps captions (when the
-  evaluation's arrays lack ``traversal_idx``).
 """
 from __future__ import annotations
 
@@ -22,21 +19,7 @@ from hyplib import lorentz, product
 from hyplib.data.benchmarks import load_benchmark
 from hyplib.evaluation import _common as C
 
-__all__ = ["encode_retrieval", "sphere_root_distance", "h2_projection", "prompt_factor_norms",
-           "pep_pair_weights", "traversal_paths"]
-
-
-def encode_retrieval(model, bench_dir, *, max_images: int = 200) -> dict:
-    """``{"image": (N, D), "text": (M, D), "caption_image": (M,), "captions": [M], "curv"}`` for the
-    first ``max_images`` images of the ``retrieval`` benchmark and all their captions."""
-    b = load_benchmark(bench_dir, "retrieval")
-    n = min(max_images, len(b["images"]))
-    cap_img = np.asarray(b["caption_image"])
-    keep = np.flatnonzero(cap_img < n)
-    captions = [b["captions"][i] for i in keep]
-    return {"image": C.encode_images(model, b["images"][:n], batch_size=64),
-            "text": C.encode_texts(model, captions, batch_size=128),
-            "caption_image": cap_img[keep], "captions": captions, "curv": C.resolve_curv(model)}
+__all__ = ["sphere_root_distance", "h2_projection", "prompt_factor_norms", "pep_pair_weights"]
 
 
 def sphere_root_distance(image, text) -> tuple[np.ndarray, np.ndarray]:
@@ -131,16 +114,3 @@ def pep_pair_weights(model, method, bench_dir) -> pd.DataFrame:
     types = list(b.get("pair_types") or ["all"] * len(pairs))
     return pd.DataFrame({"pair_type": types, "label": np.asarray(b["labels"]).astype(int),
                          "kind": np.where(inter, "inter", "intra"), "distance": d, "weight": w})
-
-
-def traversal_paths(model, method, bench_dir, *, n_images: int = 4, steps: int = 8,
-                    cone_filter: bool = False) -> np.ndarray:
-    """(n_images, steps) indices into the flattened HierarCaps captions, image -> root
-    (:func:`hyplib.evaluation.diagnostics.traverse_to_root`)."""
-    from hyplib.evaluation.diagnostics import traverse_to_root
-
-    b = load_benchmark(bench_dir, "hierarcaps")
-    flat = [s for chain in b["captions"] for s in chain]
-    img = C.encode_images(model, b["images"][:n_images], batch_size=64)
-    txt = C.encode_texts(model, flat, batch_size=128)
-    return traverse_to_root(img, txt, method, C.resolve_curv(model), steps=steps, cone_filter=cone_filter)

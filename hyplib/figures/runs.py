@@ -9,7 +9,8 @@ A run arrives as the workflow's plain dict (``notebooks/fig_*.ipynb``'s ``runs``
 ``eval_dir/metrics.json`` (the flat ``"<protocol>/<metric>"`` dict of
 :func:`hyplib.evaluation.run_all`, under the record's ``"metrics"`` key), every
 ``eval_dir/*.npz`` (the evaluation's arrays, e.g. ``radius_text``, ``eig_image``,
-``traversal_idx``) and ``train_dir/log.jsonl`` (a DataFrame via
+``traversal_idx``, and the figures' ``figure_inputs.npz``) and the training log (the copy in
+``figure_inputs.npz``, else ``train_dir/log.jsonl``; a DataFrame via
 :func:`hyplib.evaluation.diagnostics.read_log`). Missing files are not errors: a figure draws
 what exists and says what is missing.
 
@@ -31,7 +32,7 @@ import pandas as pd
 from hyplib.paths import resolve
 
 __all__ = ["METHOD_ORDER", "METHOD_LABELS", "Run", "load_runs", "as_runs", "method_label", "select",
-           "group_by_config", "seed_stats", "settings", "load_model"]
+           "group_by_config", "seed_stats", "settings"]
 
 #: Registry order: rows of tables and bars of figures follow it.
 METHOD_ORDER = ("clip", "meru", "hycoclip", "atmg", "argent", "phyclip")
@@ -92,9 +93,16 @@ def _read_arrays(eval_dir: Path | None) -> dict:
     return out
 
 
-def _read_log(train_dir: Path | None) -> pd.DataFrame | None:
-    from hyplib.evaluation.diagnostics import read_log
+def _read_log(eval_dir: Path | None, train_dir: Path | None) -> pd.DataFrame | None:
+    """The training log the evaluation kept (``train_log`` in ``figure_inputs.npz``), else
+    ``train_dir/log.jsonl``; None if neither exists."""
+    from hyplib.evaluation.diagnostics import parse_log, read_log
+    from hyplib.figures.registry import EVAL_INPUTS
 
+    if eval_dir is not None and (eval_dir / EVAL_INPUTS).is_file():
+        with np.load(eval_dir / EVAL_INPUTS, allow_pickle=False) as npz:
+            if "train_log" in npz.files:
+                return parse_log(str(npz["train_log"]))
     if train_dir is None or not (train_dir / "log.jsonl").is_file():
         return None
     return read_log(train_dir / "log.jsonl")
@@ -129,7 +137,7 @@ def load_runs(runs: Iterable, *, arrays: bool = True, logs: bool = True) -> list
         if arrays:
             run.arrays = _read_arrays(run.eval_dir)
         if logs:
-            run.log = _read_log(run.train_dir)
+            run.log = _read_log(run.eval_dir, run.train_dir)
     if missing:
         warnings.warn(f"no metrics.json for run(s) {missing}", stacklevel=2)
     return out
@@ -186,17 +194,6 @@ def settings(run: Run) -> dict:
             cfg = {}
         cfg.update({k: v for k, v in over.items() if k not in known})
         return cfg
-
-
-def load_model(run: Run):
-    """``(model, method)`` from ``run.train_dir/final.pt`` on the CPU (eval mode), or ``(None, None)``
-    if the run has no final checkpoint. Uses :func:`hyplib.evaluation.load_model`, as the evaluation does."""
-    if run.train_dir is None or not (run.train_dir / "final.pt").is_file():
-        return None, None
-    from hyplib.evaluation import load_model as _load
-
-    model, _ = _load(run.train_dir / "final.pt", device="cpu")
-    return model, model.method
 
 
 def finite(x) -> bool:

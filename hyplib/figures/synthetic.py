@@ -199,7 +199,7 @@ def write_runs(root, *, seeds=(0, 1), steps: int = 20, checkpoints: bool = True,
     """Write synthetic run folders under ``root/train/<run>`` and ``root/eval/<run>``; returns specs.
 
     ``embeddings``: include the embedding samples (``emb_image``, ``emb_text``, ``curv``) in
-    ``embeddings.npz`` as the evaluation does; without them figures fall back to checkpoints.
+    ``embeddings.npz`` as the evaluation does; without them the figures that plot embeddings draw empty panels.
     """
     from hyplib.evaluation import write_metrics
 

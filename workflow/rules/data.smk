@@ -2,18 +2,18 @@
 # the same layout under results/data either way (hyplib.data.prepare).
 rule prepare_data:
     input:
-        notebook="notebooks/01_prepare_data.ipynb",
+        notebook="notebooks/03_prepare_data.ipynb",
     output:
         manifest=f"{DATA}/manifest.json",
         grid=report(f"{RESULTS}/figures/data_samples.png", caption="../report/data_samples.rst", category="Data"),
     log:
-        f"{RESULTS}/notebooks/01_prepare_data.ipynb",
+        f"{RESULTS}/notebooks/03_prepare_data.ipynb",
     threads: workflow.cores
     resources:
         mem_mb=res("data")["mem_mb"], runtime=res("data")["runtime"], gpu=0,
     params:
         b64=lambda wildcards, output, threads: nb_params(
-            "notebooks/01_prepare_data.ipynb",
+            "notebooks/03_prepare_data.ipynb",
             {"out_dir": DATA, "source": config["data"]["source"], "size": config["size"],
              "n_train": config["data"]["n_train"],
              "generator": dict(config["data"].get("generator") or {}), "image_size": config["data"]["image_size"],

@@ -1,3 +1,6 @@
+from hyplib.figures.registry import EVAL_INPUTS
+
+
 def figure_runs(name):
     return wf.runs_for_figure(list(RUNS.values()), name)
 
@@ -8,8 +11,8 @@ def figure_inputs(wildcards):
         "notebook": f"notebooks/fig_{wildcards.name}.ipynb",
         "metrics": [f"{r['eval_dir']}/metrics.json" for r in runs],
         "embeddings": [f"{r['eval_dir']}/embeddings.npz" for r in runs],
-        # final.pt (written after log.jsonl) stands for the training log, which is no rule's output
-        "checkpoints": [f"{r['train_dir']}/final.pt" for r in runs],  # some figures re-encode
+        # what a figure needs from a checkpoint, and the training log: written by the evaluation
+        "figure_inputs": [f"{r['eval_dir']}/{EVAL_INPUTS}" for r in runs],
     }
 
 

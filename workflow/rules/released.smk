@@ -28,17 +28,17 @@ if RELEASED:
 
     rule released_prepare_data:
         input:
-            notebook="notebooks/01_prepare_released_data.ipynb",
+            notebook="notebooks/08_prepare_released_data.ipynb",
         output:
             manifest=f"{REL_DATA}/manifest.json",
         log:
-            f"{RESULTS}/notebooks/released/01_prepare_released_data.ipynb",
+            f"{RESULTS}/notebooks/released/08_prepare_released_data.ipynb",
         threads: 1
         resources:
             mem_mb=res("data")["mem_mb"], runtime=res("data")["runtime"], gpu=0,
         params:
             b64=lambda wildcards: nb_params(
-                "notebooks/01_prepare_released_data.ipynb",
+                "notebooks/08_prepare_released_data.ipynb",
                 {"out_dir": REL_DATA, "root": REL_DATA_CFG.get("root", "."), "paths": REL_PATHS,
                  "image_size": REL_DATA_CFG.get("image_size", 224), "seed": REL_DATA_CFG.get("seed", 0),
                  "workers": 1},),
@@ -47,7 +47,7 @@ if RELEASED:
 
     rule released_evaluate:
         input:
-            notebook="notebooks/03_evaluate_released.ipynb",
+            notebook="notebooks/09_evaluate_released.ipynb",
             checkpoint=lambda wildcards: REL_GIVEN[wildcards.name]["checkpoint"],
             manifest=f"{REL_DATA}/manifest.json",
         output:
@@ -60,7 +60,7 @@ if RELEASED:
             mem_mb=res("eval")["mem_mb"], runtime=res("eval")["runtime"], gpu=res("eval").get("gpu", 0),
         params:
             b64=lambda wildcards, input, output, threads: nb_params(
-                "notebooks/03_evaluate_released.ipynb",
+                "notebooks/09_evaluate_released.ipynb",
                 {"name": wildcards.name, "checkpoint": input.checkpoint, "method": "", "bench_dir": REL_BENCH,
                  "out_json": output.metrics, "out_npz": output.embeddings,
                  "device": RELEASED.get("device", "cpu"), "batch_size": RELEASED.get("batch_size", 128),
@@ -72,19 +72,19 @@ if RELEASED:
 
     rule released_table:
         input:
-            notebook="notebooks/06_released_table.ipynb",
+            notebook="notebooks/10_released_table.ipynb",
             metrics=[f"{r['eval_dir']}/metrics.json" for r in REL_GIVEN.values()],
         output:
             md=report(f"{RESULTS}/tables/released.md", caption="../report/released.rst", category="Tables"),
             csv=f"{RESULTS}/tables/released.csv",
         log:
-            f"{RESULTS}/notebooks/released/06_released_table.ipynb",
+            f"{RESULTS}/notebooks/released/10_released_table.ipynb",
         threads: 1
         resources:
             mem_mb=res("figure")["mem_mb"], runtime=res("figure")["runtime"], gpu=0,
         params:
             b64=lambda wildcards, output: nb_params(
-                "notebooks/06_released_table.ipynb",
+                "notebooks/10_released_table.ipynb",
                 {"released": dict(RELEASED), "out_md": output.md, "out_csv": output.csv, "out_dir": REL_OUT},),
         shell:
             PAPERMILL + " {input.notebook} {log} -b {params.b64}"

@@ -15,7 +15,7 @@ if TRAIN_NODES * TRAIN_GPUS_PER_NODE > 1:
 
 rule train:
     input:
-        notebook="notebooks/02_train.ipynb",
+        notebook="notebooks/04_train.ipynb",
         manifest=f"{DATA}/manifest.json",
         run_config=config["train"]["run_config"],
     # log.jsonl is not declared: Snakemake deletes the outputs of an interrupted job before
@@ -29,7 +29,7 @@ rule train:
         **train_resources(),
     params:
         b64=lambda wildcards, input: nb_params(
-            "notebooks/02_train.ipynb",
+            "notebooks/04_train.ipynb",
             {"config": input.run_config, "method": RUNS[wildcards.run]["method"],
              "overrides": RUNS[wildcards.run]["overrides"], "seed": RUNS[wildcards.run]["seed"],
              "run_dir": f"{RESULTS}/train/{wildcards.run}",

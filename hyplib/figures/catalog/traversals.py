@@ -1,5 +1,7 @@
-"""Root traversals as a table-figure: for a few images, the text retrieved at each step of the
-geodesic image -> root, one row per method (MERU's Figure 6 / HyCoCLIP's traversals)."""
+"""Figure ``traversals``.
+
+Root traversals: the HierarCaps caption nearest to each point on the geodesic image -> root.
+"""
 from __future__ import annotations
 
 import textwrap
@@ -9,9 +11,37 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from hyplib import plotting
+from hyplib.data.benchmarks import load_benchmark
 from hyplib.figures import _style as S
+from hyplib.figures.pick import main_runs
+from hyplib.figures.runs import group_by_config
 
-__all__ = ["traversals", "collapse_steps"]
+NAME = "traversals"
+CAPTION = (
+    "Root traversals: for the first HierarCaps images (top), the caption nearest to each of the "
+    "points on the geodesic from the image (step 0) to the root (last step), among all HierarCaps "
+    "captions at every level ([L0] most generic .. [L3] most specific); repeated retrievals are "
+    "merged into step ranges. One row per method, first seed. A hierarchy-aware space retrieves "
+    "increasingly generic captions towards the root.")
+#: The workflow's runs this figure reads: by study tag and method (None: every method).
+STUDIES = ("main",)
+METHODS = ("meru", "hycoclip")
+#: Released checkpoints: (methods, ``data.paths`` key of the benchmark it reads), or None.
+RELEASED = (("meru", "hycoclip", "atmg", "phyclip"), "hierarcaps")
+
+
+def inputs(runs, bench_dir, *, n_images: int = 3) -> dict:
+    hc = load_benchmark(bench_dir, "hierarcaps")
+    chains = [list(c) for c in hc["captions"]]
+    paths = {}
+    hyperbolic = ["meru", "hycoclip", "argent", "atmg", "phyclip"]
+    for label, group in group_by_config(main_runs(runs, hyperbolic)).items():
+        found = [r.arrays["traversal_idx"] for r in group if "traversal_idx" in r.arrays]
+        if found:
+            paths[label] = np.asarray(found[0])[:n_images]
+    return {"captions": [s for c in chains for s in c], "paths": paths,
+            "levels": np.tile(np.arange(len(chains[0])), len(chains)) if chains else None,
+            "thumbnails": np.asarray(hc["images"][:n_images]), "n_images": n_images}
 
 
 def collapse_steps(row: Sequence[int]) -> list[tuple[int, int, int]]:
@@ -40,7 +70,7 @@ def _cell_text(row, captions: Sequence[str], levels, width: int) -> str:
     return "\n".join(lines)
 
 
-def traversals(captions: Sequence[str], paths: Mapping[str, np.ndarray], *,
+def draw(captions: Sequence[str], paths: Mapping[str, np.ndarray], *,
                levels: Sequence[int] | None = None, thumbnails: np.ndarray | None = None,
                n_images: int = 3, width: int = 34):
     """Retrieved captions per traversal step for ``n_images`` images, one row per method.

@@ -1,7 +1,14 @@
-"""Figures about entailment cones: the cone collapse of the plain entailment loss (with
-ARGENT's pair weights) and a 2-D Poincare-disk view of embeddings and their cones."""
+"""Figure ``cone_collapse``.
+
+Cone collapse (claim 6): the plain entailment loss, where the trained parents sit, the
+entailment loss over training and ARGENT's adaptive weights on the PEP pairs.
+
+The weights come from the checkpoint: :func:`eval_arrays` computes them at evaluation time and
+the evaluation saves them in ``figure_inputs.npz``.
+"""
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -9,9 +16,69 @@ import pandas as pd
 import torch
 
 from hyplib import lorentz, plotting
+from hyplib.data.benchmarks import list_benchmarks
 from hyplib.figures import _style as S
+from hyplib.figures import embed
+from hyplib.figures.pick import first_with, main_runs
+from hyplib.figures.runs import Run, group_by_config, select, settings
 
-__all__ = ["cone_collapse", "plain_entailment_grid", "poincare_embeddings"]
+NAME = "cone_collapse"
+CAPTION = (
+    "Cone collapse (claim 6). (a) The plain entailment loss max(0, phi - omega(x)) of MERU/HyCoCLIP "
+    "as a function of the parent's norm in units of the boundary 2K/sqrt(c) and of the exterior "
+    "angle: left of the dashed line the half-aperture saturates at pi/2 and every child in the outer "
+    "half-space costs nothing (white contour: the zero-loss border). (b) Where the trained texts, the"
+    " parents, sit relative to that boundary, with the share inside. (c) The entailment loss over "
+    "training steps. (d) ARGENT's adaptive weight h(d) = 1 - exp(-d/sigma) (our reconstruction) on "
+    "the PEP benchmark's entailing pairs by pair type (near-identical pairs get weight near 0); the "
+    "dotted outline is the non-entailing pairs, which training never weights, for comparison.")
+#: The workflow's runs this figure reads: by study tag and method (None: every method).
+STUDIES = ("main",)
+METHODS = ("meru", "hycoclip", "argent")
+#: Released checkpoints: (methods, ``data.paths`` key of the benchmark it reads), or None.
+RELEASED = None
+
+
+#: Columns of ARGENT's PEP pair weights and their keys in ``figure_inputs.npz``.
+WEIGHT_KEYS = {col: f"cone_collapse__{col}" for col in ("pair_type", "label", "kind", "distance", "weight")}
+
+
+def eval_arrays(model, bench_dir) -> dict[str, np.ndarray]:
+    """ARGENT's adaptive weight on every PEP pair (:func:`hyplib.figures.embed.pep_pair_weights`),
+    for an ARGENT model whose benchmarks hold ``pep`` (else ``{}``)."""
+    if model.method.name != "argent" or "pep" not in list_benchmarks(bench_dir):
+        return {}
+    frame = embed.pep_pair_weights(model, model.method, bench_dir)
+    return {key: frame[col].to_numpy().astype(str if col in ("pair_type", "kind") else frame[col].dtype)
+            for col, key in WEIGHT_KEYS.items()}
+
+
+def _text_norm_ratio(run: Run) -> np.ndarray | None:
+    if "radius_text" not in run.arrays:
+        return None
+    c = run.metric("diagnostics/curv_mean")
+    c = c if math.isfinite(c) and c > 0 else float(settings(run).get("curv_init", 1.0))
+    K = float(settings(run).get("min_radius", 0.1))
+    # |x| = sinh(sqrt(c) r)/sqrt(c) and the boundary is 2K/sqrt(c): the ratio does not depend on c otherwise.
+    return np.sinh(math.sqrt(c) * np.asarray(run.arrays["radius_text"], dtype=np.float64)) / (2.0 * K)
+
+
+def inputs(runs, bench_dir) -> dict:
+    chosen = main_runs(runs, ["meru", "hycoclip", "argent"])
+    norms, logs = {}, []
+    for label, group in group_by_config(chosen).items():
+        ratios = [x for x in (_text_norm_ratio(r) for r in group) if x is not None]
+        if ratios:
+            norms[label] = np.concatenate(ratios)
+        logs += [{"label": label, "seed": r.seed, "log": r.log} for r in group if r.log is not None]
+    weights, wlabel = None, "ARGENT"
+    for label, group in group_by_config(select(chosen, methods=["argent"])).items():
+        run = first_with(group, *WEIGHT_KEYS.values())
+        if run is not None:
+            weights = pd.DataFrame({col: np.asarray(run.arrays[key]) for col, key in WEIGHT_KEYS.items()})
+            wlabel = f"{label} seed {run.seed}"
+            break
+    return {"parent_norms": norms, "entail_logs": logs, "weights": weights, "weights_label": wlabel}
 
 
 def plain_entailment_grid(norm_ratio: np.ndarray, phi: np.ndarray, *, curv: float = 1.0,
@@ -107,9 +174,9 @@ def _weights(ax, weights: pd.DataFrame | None, label: str) -> None:
     ax.legend(fontsize=7)
 
 
-def cone_collapse(parent_norms: Mapping[str, np.ndarray], entail_logs: Sequence[Mapping],
-                  weights: pd.DataFrame | None = None, *, curv: float = 1.0, min_radius: float = 0.1,
-                  weights_label: str = "ARGENT"):
+def draw(parent_norms: Mapping[str, np.ndarray], entail_logs: Sequence[Mapping],
+         weights: pd.DataFrame | None = None, *, curv: float = 1.0, min_radius: float = 0.1,
+         weights_label: str = "ARGENT"):
     """Cone collapse in four panels: (a) the plain entailment loss over parent norm and angle,
     (b) where the trained texts (parents) sit relative to the norm boundary ``2K/sqrt(c)``,
     (c) the entailment loss during training, (d) ARGENT's adaptive weights over the PEP pairs.
@@ -125,39 +192,5 @@ def cone_collapse(parent_norms: Mapping[str, np.ndarray], entail_logs: Sequence[
     _parent_norms(axes[1], parent_norms)
     _entail_curves(axes[2], entail_logs)
     _weights(axes[3], weights, weights_label)
-    fig.tight_layout()
-    return fig
-
-
-def poincare_embeddings(points: Mapping[str, Mapping], *, rings=(1.0, 2.0, 3.0)):
-    """2-D Poincare-disk view of image and text embeddings with a few texts' entailment cones.
-
-    Args:
-        points: ``{label: {"image": (N, 2), "text": (M, 2)`` 2-D Lorentz points (e.g. from
-            :func:`hyplib.figures.embed.h2_projection`), ``"curv": c, "cones": [text indices]``,
-            optionally ``"pairs": [(text index, image index)]`` drawn as geodesics``}``.
-        rings: distances to the root drawn as dotted circles.
-    """
-    plotting.set_style()
-    fig, axes = S.panels(len(points), size=(3.6, 3.6))
-    if not points:
-        S.empty(axes[0], "no hyperbolic run with a checkpoint")
-        return fig
-    palette = plotting.COLORS
-    for ax, (label, pts) in zip(axes, points.items()):
-        c = float(pts.get("curv", 1.0))
-        plotting.poincare_disk(ax, c, rings=rings)
-        plotting.plot_points(ax, pts["image"], c, color=palette["image"], s=7, alpha=0.6, label="image")
-        plotting.plot_points(ax, pts["text"], c, color=palette["text"], s=7, alpha=0.6, label="text")
-        text = torch.as_tensor(np.asarray(pts["text"]), dtype=torch.float64)
-        image = torch.as_tensor(np.asarray(pts["image"]), dtype=torch.float64)
-        for j in pts.get("cones", []):
-            plotting.plot_cone(ax, text[j], c, color=palette["cone"], alpha=0.12)
-            plotting.plot_points(ax, text[j], c, color=palette["text"], s=30, edgecolor="black",
-                                 linewidth=0.6)
-        for t, i in pts.get("pairs", []):
-            plotting.plot_geodesic(ax, text[t], image[i], c, lw=0.8)
-        ax.set_title(f"{label} (c={c:.2g})")
-    axes[0].legend(loc="lower left", fontsize=7, markerscale=1.5)
     fig.tight_layout()
     return fig

@@ -77,7 +77,8 @@ def tables_notebook() -> nbformat.NotebookNode:
     return _notebook([
         new_markdown_cell(f"# 06 · Tables: main comparison and claims\n\n{GENERATED}\n\n"
                           "`main_comparison.md/.csv`: every method of the main study on every protocol, "
-                          "mean and std over seeds. `claims.md/.csv`: each claim of METHODS.md section 5 "
+                          "mean and std over seeds, and a uniform-random predictor's expected values to read them "
+                          "against. `claims.md/.csv`: each claim of docs/METHODS.md section 5 "
                           "as measured on these runs (see `hyplib.reporting` for the rules).\n\n"
                           "Opened by hand, it reads every run under `results/lab` (training a teaching-size "
                           "MERU run there if there is none) and writes under `results/lab/tables`, never over "
@@ -88,7 +89,8 @@ def tables_notebook() -> nbformat.NotebookNode:
                       "if runs is None:  # opened by hand: every run under results/lab\n"
                       "    runs = lab.runs_for(None)\n"
                       "loaded = figures.load_runs(runs, arrays=False)"),
-        new_code_cell("main = reporting.main_comparison(loaded)\n"
+        new_code_cell("from hyplib.evaluation.protocols import random_reference\n\n"
+                      "main = reporting.main_comparison(loaded, reference=random_reference(bench_dir))\n"
                       "claims = reporting.claims_table(loaded)\n"
                       "written = reporting.write_tables(out_dir, main=main, claims=claims)\n"
                       "[str(p) for p in written]"),

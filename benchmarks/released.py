@@ -30,7 +30,6 @@ from released_fake import SMALL, VIT_S, ref_lift, ref_pixel_features, ref_text_f
 
 from hyplib.released import load_released  # noqa: E402
 
-
 #: released file name -> layout of its random stand-in
 NAMES = {"clip_vit_s.pth": "clip", "meru_vit_s.pth": "meru", "hycoclip_vit_s.pth": "meru",
          "atmg_vit_s.pth": "meru", "phyclip_vit_b.pth": "phyclip"}

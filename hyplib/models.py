@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import re
 
-
 import open_clip
 import torch
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg, _build_text_tower, _build_vision_tower

@@ -362,7 +362,8 @@ class ReleasedVLM(nn.Module):
 
     def image_features(self, images: Tensor) -> Tensor:
         """(B, 3, S, S) images normalised with CLIP's mean/std (hyplib's convention) -> (B, D)."""
-        from hyplib.data.preprocess import MEAN as CLIP_MEAN, STD as CLIP_STD
+        from hyplib.data.preprocess import MEAN as CLIP_MEAN
+        from hyplib.data.preprocess import STD as CLIP_STD
 
         mean = torch.tensor(CLIP_MEAN, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
         std = torch.tensor(CLIP_STD, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)

@@ -79,7 +79,7 @@ class Tree:
             {"parent": self.parent, "names": self.names, "leaves": self.leaves}, indent=1, sort_keys=True))
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "Tree":
+    def from_json(cls, path: str | Path) -> Tree:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"tree file not found: {path}")

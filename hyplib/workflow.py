@@ -16,6 +16,7 @@ import yaml
 
 from hyplib import methods
 
+
 def figure_needs() -> dict[str, dict]:
     """Every registered figure (:mod:`hyplib.figures.registry`) with the studies and methods
     (None: all) whose runs it reads."""

@@ -1,8 +1,13 @@
 """Loss on float16 embeddings of norm 400 (and 180) per method: finite or not."""
-import sys, torch
+import sys
+
+import torch
+
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "tests"))
+from test_half_precision import _config, _embeddings
+
 from hyplib import methods
-from test_half_precision import _embeddings, _config
+
 for norm in (180.0, 400.0):
     row = []
     for full in methods.names() + ["atmg:code"]:

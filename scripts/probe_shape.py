@@ -22,9 +22,10 @@ from sklearn.model_selection import cross_val_score
 from hyplib import methods, models
 from hyplib.data.benchmarks import load_benchmark
 from hyplib.data.taxonomy import BACKGROUNDS, colours, with_article
-from hyplib.evaluation import load_model
 from hyplib.evaluation import _common as C
+from hyplib.evaluation import load_model
 from hyplib.evaluation.zeroshot import evaluate_zeroshot
+
 
 def prompt_sets(benchmark: dict) -> dict[str, list[str]]:
     return {"benchmark": list(benchmark["templates"]), "a {}": ["a {}"],

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from probe_shape import probe, train_in_memory
 from tqdm.auto import tqdm
 
 from hyplib import methods, models
@@ -40,10 +41,7 @@ from hyplib.data.benchmarks import load_benchmark
 from hyplib.data.generate import plainer
 from hyplib.data.preprocess import MEAN, STD
 from hyplib.data.semantics import Desc, Mention
-from hyplib.evaluation.zeroshot import evaluate_zeroshot
 from hyplib.training.config import resolve_config
-
-from probe_shape import probe, train_in_memory
 
 
 def load_pool(train_dir: str, cache: str | None, limit: int | None = None):

@@ -21,6 +21,7 @@ import argparse
 import numpy as np
 import torch
 from PIL import Image
+from probe_shape import probe, train_in_memory
 from tqdm.auto import tqdm
 
 from hyplib import methods, models
@@ -30,10 +31,7 @@ from hyplib.data.genconfig import GenConfig
 from hyplib.data.preprocess import to_tensor
 from hyplib.data.scene import block_look, block_scene
 from hyplib.data.taxonomy import heldout_pairs
-from hyplib.evaluation.zeroshot import evaluate_zeroshot
 from hyplib.training.config import resolve_config
-
-from probe_shape import probe, train_in_memory
 
 
 def make_blocks(n_blocks: int, block: int, look_alike: float, seed: int):

@@ -9,12 +9,12 @@ from collections import Counter
 
 import pytest
 from PIL import Image
+from test_data_loader import tok
 
 from hyplib.data import make_loader, read_dataset
 from hyplib.data.real import prepare_real, scan_shard
 from hyplib.data.records import BadRecord, decode_record
 from hyplib.data.shards import ShardIndex, write_shard
-from test_data_loader import tok
 
 
 def _png(colour=(200, 0, 0), size=(40, 30)):

@@ -215,8 +215,9 @@ def test_larger_images_and_chains(tmp_path):
 
 
 def test_notebook_parameters_cell_plain_and_no_outputs():
-    import nbformat
     from pathlib import Path
+
+    import nbformat
     nb = nbformat.read(Path(__file__).parents[1] / "notebooks/03_prepare_data.ipynb", as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "parameters" in code[0].metadata.get("tags", [])

@@ -4,7 +4,6 @@ resume, a process whose parent dies stops, and a notebook whose kernel fails at 
 retried (and only then)."""
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -15,13 +14,13 @@ import nbformat
 import pytest
 import torch
 from PIL import Image
+from test_train_loop import TINY, NoisyMethod, cfg_for, parts_for
 
 from hyplib import methods, models
 from hyplib.data import make_loader
 from hyplib.data.shards import write_shard
 from hyplib.training import checkpoint as ckpt
 from hyplib.training.loop import Components, fit
-from test_train_loop import TINY, NoisyMethod, cfg_for, parts_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

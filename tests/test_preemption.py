@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_train_loop import TINY, NoisyMethod, cfg_for, parts_for
 
 from hyplib.train import check_device, main
 from hyplib.training import checkpoint as ckpt
 from hyplib.training.config import ConfigError, resolve_config
 from hyplib.training.logging import read_log
 from hyplib.training.loop import Components, Preempted, fit
-
-from test_train_loop import TINY, NoisyMethod, cfg_for, parts_for
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = {"samples_per_s", "data_s", "time"}  # wall-clock fields of a log record

@@ -13,8 +13,17 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from released_fake import (IMAGENET_MEAN, IMAGENET_STD, SMALL, VIT_S, fake_state, ref_lift, ref_pixel_features,
-                           ref_text_features, write_fake)
+from released_fake import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SMALL,
+    VIT_S,
+    fake_state,
+    ref_lift,
+    ref_pixel_features,
+    ref_text_features,
+    write_fake,
+)
 
 from hyplib.released import ReleasedLayoutError, load_released, paper_transform
 

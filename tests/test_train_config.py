@@ -10,8 +10,7 @@ import torch
 from hyplib import methods
 from hyplib.models import tower_configs
 from hyplib.training import checkpoint as ckpt
-from hyplib.training.config import (DEFAULTS, ConfigError, apply_overrides, diff_configs, parse_set,
-                                    resolve_config)
+from hyplib.training.config import DEFAULTS, ConfigError, apply_overrides, diff_configs, parse_set, resolve_config
 from hyplib.training.schedule import WarmupCosine, build_optimizer, lr_at
 
 RUNS = Path(__file__).resolve().parents[1] / "config" / "runs"

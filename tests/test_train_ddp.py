@@ -7,15 +7,14 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
+from test_train_loop import TINY, cfg_for, parts_for, random_loader
 
 from hyplib import methods, models
 from hyplib.training import checkpoint as ckpt
-from hyplib.training.logging import read_log
 from hyplib.training.distributed import DistInfo, setup, wrap_ddp
+from hyplib.training.logging import read_log
 from hyplib.training.loop import fit
 from hyplib.training.step import StepRunner
-
-from test_train_loop import TINY, cfg_for, parts_for, random_loader
 
 WORLD = 2
 

@@ -10,8 +10,6 @@ Compositional negatives are built by editing a true Desc and kept only if
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .scene import Scene
 from .semantics import Desc, Mention, describes, relation_holds
 from .taxonomy import INVERSE, colours, leaves, level_name

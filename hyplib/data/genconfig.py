@@ -48,7 +48,7 @@ class GenConfig:
         return asdict(self)
 
     @classmethod
-    def preset(cls, name: str, **overrides) -> "GenConfig":
+    def preset(cls, name: str, **overrides) -> GenConfig:
         """``quick`` (tests, seconds), ``default`` (the embedded CPU reproduction), ``large``."""
         presets = {
             "quick": dict(n_train=512, shard_size=128, zeroshot_per_class=2, retrieval_images=40,

@@ -27,9 +27,9 @@ from tqdm.auto import tqdm
 
 from .benchmarks import duplicate_caption_counts, write_benchmark
 from .captions import levels, scene_relations
-from .semantics import Desc, Mention
 from .genconfig import STREAMS, GenConfig
 from .scene import block_look, block_scene, box_records
+from .semantics import Desc, Mention
 from .shards import write_shard
 from .suites import BUILDERS
 from .taxonomy import colour_tree, heldout_pairs, leaves

@@ -15,8 +15,8 @@ it needs. Before either runs, what a previous preparation left in ``out_dir`` is
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .real import clear_prepared, prepare_real
 

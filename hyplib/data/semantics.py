@@ -40,7 +40,7 @@ class Desc:
         body = clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + " and " + clauses[-1]
         return f"{body} {BACKGROUNDS[self.background]}" if self.background else body
 
-    def with_mention(self, k: int, m: Mention) -> "Desc":
+    def with_mention(self, k: int, m: Mention) -> Desc:
         ms = list(self.mentions)
         ms[k] = m
         return replace(self, mentions=tuple(ms))

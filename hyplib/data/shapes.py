@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .draw import (DARK, LIGHT, MAIN, arc_band, circle, ellipse, half_ellipse, line, poly, rect,
-                   rotated)
+from .draw import DARK, LIGHT, MAIN, arc_band, circle, ellipse, half_ellipse, line, poly, rect, rotated
 
 
 def _wheels(xs, y, r):

@@ -91,7 +91,7 @@ class _Records:
     """Read-only sequence view of an index's records as ``(shard_id, key, {field: (offset, size)})``,
     built on demand from the flat arrays."""
 
-    def __init__(self, index: "ShardIndex"):
+    def __init__(self, index: ShardIndex):
         self._index = index
 
     def __len__(self) -> int:
@@ -119,7 +119,7 @@ class ShardIndex:
     ext_names: list[str] = field(default_factory=list)
 
     @classmethod
-    def build(cls, shards: list[Path]) -> "ShardIndex":
+    def build(cls, shards: list[Path]) -> ShardIndex:
         idx = cls(shards=list(shards))
         idx._acc = {"shard": array.array("i"), "key_end": array.array("q"), "fstart": array.array("q", [0]),
                     "fext": array.array("h"), "foff": array.array("q"), "fsize": array.array("q")}
@@ -271,7 +271,7 @@ class RecordReader:
         return {"index": self.index, "_handles": {}, "_pid": None}
 
 
-def iter_records(shards) -> "Iterator[tuple[str, dict[str, bytes]]]":  # noqa: F821
+def iter_records(shards) -> Iterator[tuple[str, dict[str, bytes]]]:  # noqa: F821
     """Stream every record of the shards in order, as (key, {field: bytes})."""
     index = ShardIndex.build(expand_shards(shards))
     reader = RecordReader(index)

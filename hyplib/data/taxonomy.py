@@ -9,7 +9,7 @@ Conventions:
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def with_article(phrase: str) -> str:
     return f"{_article(phrase)} {phrase}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def object_tree() -> Tree:
     parent: dict[str, str | None] = {"entity": None}
     leaves = []
@@ -72,7 +72,7 @@ def object_tree() -> Tree:
     return Tree(parent=parent, names={n: n for n in parent}, leaves=leaves)
 
 
-@lru_cache(maxsize=None)
+@cache
 def colour_tree() -> Tree:
     parent: dict[str, str | None] = {"colour": None}
     for group, cols in COLOUR_GROUPS.items():
@@ -90,7 +90,7 @@ def colours() -> list[str]:
     return list(colour_tree().leaves)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ancestors_or_self(tree_name: str, node: str) -> frozenset:
     tree = object_tree() if tree_name == "object" else colour_tree()
     return frozenset(tree.ancestors(node, include_self=True))

@@ -22,7 +22,7 @@ that is **our choice**, each piece a named, swappable function or config key:
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

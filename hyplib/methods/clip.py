@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from hyplib.methods.base import Embeddings, Method, boxes_as_pairs, as_float, log_terms
+from hyplib.methods.base import Embeddings, Method, as_float, boxes_as_pairs, log_terms
 from hyplib.methods.terms import symmetric_ce
 
 __all__ = ["CLIP"]

@@ -5,7 +5,7 @@ builds a (B1, B2, D) tensor.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -15,8 +15,17 @@ claim whose condition the runs never reached says :data:`NOT_REACHED` with the m
 claim with several parts holds when every part does and fails when any part fails.
 """
 from hyplib.reporting.claims import CLAIM_COLUMNS, claims_table
-from hyplib.reporting.common import (EQUAL_TOL, MAIN_METRICS, NOT_REACHED, about_equal, beats, combine, fmt, near,
-                                     sign_of)
+from hyplib.reporting.common import (
+                                     EQUAL_TOL,
+                                     MAIN_METRICS,
+                                     NOT_REACHED,
+                                     about_equal,
+                                     beats,
+                                     combine,
+                                     fmt,
+                                     near,
+                                     sign_of,
+)
 from hyplib.reporting.tables import RANDOM_ROW, claims_markdown, main_comparison, to_markdown, write_tables
 
 __all__ = ["MAIN_METRICS", "EQUAL_TOL", "NOT_REACHED", "RANDOM_ROW", "CLAIM_COLUMNS", "main_comparison", "to_markdown", "claims_table",

@@ -16,9 +16,24 @@ import numpy as np
 import pandas as pd
 
 from hyplib.figures.runs import Run, method_label, seed_stats, settings
-from hyplib.reporting.common import (DEFAULT_TOL, EQUAL_TOL, MAIN_METRICS, NOT_REACHED, SMALL_EFFECT,
-                                     about_equal, beats, by_method, combine, fmt, inconclusive, near,
-                                     not_available, runs_and_metrics, sign_of, values)
+from hyplib.reporting.common import (
+    DEFAULT_TOL,
+    EQUAL_TOL,
+    MAIN_METRICS,
+    NOT_REACHED,
+    SMALL_EFFECT,
+    about_equal,
+    beats,
+    by_method,
+    combine,
+    fmt,
+    inconclusive,
+    near,
+    not_available,
+    runs_and_metrics,
+    sign_of,
+    values,
+)
 
 __all__ = ["claims_table", "CLAIM_COLUMNS"]
 

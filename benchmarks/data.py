@@ -62,7 +62,8 @@ def main(argv=None) -> int:
         wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
         print(f"reading (boxes={boxes}): {args.batches / wall:.1f} batches/s, "
               f"{args.batches * args.batch_size / wall:.0f} images/s wall; {wall / args.batches:.3f} s/batch wall, "
-              f"{cpu / args.batches:.3f} s/batch CPU at batch {args.batch_size}; skipped {loader.stats['records_skipped']}")
+              f"{cpu / args.batches:.3f} s/batch CPU at batch {args.batch_size}; "
+              f"skipped {loader.stats['records_skipped']}")
     print(f"data in {out}")
     return 0
 

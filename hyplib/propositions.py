@@ -340,7 +340,8 @@ def meru_overflow(dim=512, *, curv=1.0, n=256, seed=0):
     gen = torch.Generator().manual_seed(seed)
     v = torch.randn(n, dim, generator=gen, dtype=F64)
     norm = v.norm(dim=-1)
-    unscaled = {str(dt).replace("torch.", ""): _sinh_norm(norm.to(dt), curv) for dt in (torch.float16, torch.float32, F64)}
+    unscaled = {str(dt).replace("torch.", ""): _sinh_norm(norm.to(dt), curv)
+                for dt in (torch.float16, torch.float32, F64)}
     x32 = _sinh_norm(norm.float(), curv)
     t32 = torch.cosh(math.sqrt(curv) * norm.float()) / math.sqrt(curv)
     residual = ((t32 * t32 - x32 * x32) * curv - 1.0).abs().max().item()  # exact value: 0
@@ -363,7 +364,8 @@ def meru_overflow(dim=512, *, curv=1.0, n=256, seed=0):
         "hyplib_clamped_max_abs": clamped16.abs().max().item(),
         "hyplib_clamped_max_norm": clamped.double().norm(dim=-1).max().item(),
     }
-    rows = [{"dtype": k, "max_norm": t.max().item(), "finite": bool(torch.isfinite(t).all())} for k, t in unscaled.items()]
+    rows = [{"dtype": k, "max_norm": t.max().item(), "finite": bool(torch.isfinite(t).all())}
+            for k, t in unscaled.items()]
     params = dict(dim=dim, curv=curv, n=n, seed=seed)
     return {"headline": headline, "rows": rows, "params": params}, _overflow_figure(headline, curv)
 
@@ -486,8 +488,10 @@ def _lattice_figure(rows, best_mats):
     fig, (bar, sc) = plotting.disk_axes(2, size=3.6)
     ns = [r["n"] for r in rows]
     w = 0.38
-    bar.bar(np.arange(len(ns)) - w / 2, [r["product_distortion"] for r in rows], w, label="l1 product", color=COLORS["image"])
-    bar.bar(np.arange(len(ns)) + w / 2, [r["single_distortion"] for r in rows], w, label="best single $H^m$", color=COLORS["text"])
+    bar.bar(np.arange(len(ns)) - w / 2, [r["product_distortion"] for r in rows], w,
+            label="l1 product", color=COLORS["image"])
+    bar.bar(np.arange(len(ns)) + w / 2, [r["single_distortion"] for r in rows], w,
+            label="best single $H^m$", color=COLORS["text"])
     bar.plot(np.arange(len(ns)) + w / 2, [r["euclidean_cube_distortion"] for r in rows], "_k", ms=18,
              label=r"Euclidean optimum $\sqrt{n}$")
     bar.set(xticks=np.arange(len(ns)), xticklabels=[f"n={n}" for n in ns], ylabel="distortion", ylim=(0, None))

@@ -171,7 +171,8 @@ def released_sizes(state: Mapping, *, vision_heads: int | None = None, text_head
     tokens = int(_shape(state, "visual.pos_embed", 3)[1]) - 1  # minus the class token
     grid = math.isqrt(max(tokens, 0))
     if p != p2 or grid * grid != tokens:
-        raise ReleasedLayoutError(f"visual.patch_embed.proj.weight {tuple(state['visual.patch_embed.proj.weight'].shape)}"
+        raise ReleasedLayoutError("visual.patch_embed.proj.weight "
+                                  f"{tuple(state['visual.patch_embed.proj.weight'].shape)}"
                                   f" / visual.pos_embed {tuple(state['visual.pos_embed'].shape)}: expected square "
                                   f"patches and a square grid of patch tokens plus one class token")
     vocab, wt = (int(s) for s in _shape(state, "textual.token_embed.weight", 2))
@@ -180,7 +181,8 @@ def released_sizes(state: Mapping, *, vision_heads: int | None = None, text_head
     sizes = {"vision_width": w, "vision_layers": _layers(state, "visual.blocks"),
              "vision_heads": int(vision_heads or HEADS_BY_WIDTH.get(w, w // 64)), "patch_size": p,
              "image_size": grid * p, "text_width": wt, "text_layers": _layers(state, "textual.resblocks"),
-             "text_heads": int(text_heads or wt // 64), "context_length": int(_shape(state, "textual.posit_embed", 2)[0]),
+             "text_heads": int(text_heads or wt // 64),
+             "context_length": int(_shape(state, "textual.posit_embed", 2)[0]),
              "vocab_size": vocab, "embed_dim": embed_dim, "k": k}
     for width, heads in (("vision_width", "vision_heads"), ("text_width", "text_heads")):
         if sizes[heads] < 1 or sizes[width] % sizes[heads]:

@@ -42,7 +42,8 @@ def check_run(cfg: dict):
         key = "method" if cfg["method"] not in methods.names() else "method_overrides"
         raise ConfigError(f"config key {key!r}: {err}") from None
     for key, value in cfg["model"].items():
-        if key not in models.NAMED_MODEL_KEYS and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        positive_int = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        if key not in models.NAMED_MODEL_KEYS and not positive_int:
             raise ConfigError(f"config key 'model.{key}' = {value!r}: expected an integer >= 1")
     try:
         models.tower_configs(cfg["model"], method.defaults["embed_dim"])

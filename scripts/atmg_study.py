@@ -82,7 +82,8 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
 COLUMNS = [("retrieval/i2t_R@1", "I2T R@1"), ("retrieval/t2i_R@1", "T2I R@1"),
            ("retrieval/i2t_R@5", "I2T R@5"), ("zeroshot/mean_per_class_acc", "ZS acc"),
            ("chains/depth1_acc", "chain d1"), ("chains/depth2_acc", "chain d2"),
-           ("train/steps_at_chance", "steps at chance"), ("train/loss", "final loss"), ("train/curv", "c"), ("train/logit_scale", "s"),
+           ("train/steps_at_chance", "steps at chance"), ("train/loss", "final loss"),
+           ("train/curv", "c"), ("train/logit_scale", "s"),
            ("norm/text", "norm T"), ("norm/image", "norm I"), ("precision/angle_err_max", "f32 angle err")]
 
 

@@ -52,7 +52,10 @@ def test_malformed_field_is_a_bad_record(label, meta, reason):
     with pytest.raises(BadRecord) as err:
         decode_record("k", {"png": PNG, "json": json.dumps(meta).encode()})
     assert err.value.reason == reason
-    field = "caption" if reason == "bad_captions" else next(k for k in ("boxes", "noun_chunks", "ref_exps") if k in meta)
+    if reason == "bad_captions":
+        field = "caption"
+    else:
+        field = next(k for k in ("boxes", "noun_chunks", "ref_exps") if k in meta)
     assert field in str(err.value)  # the message names the field
 
 
@@ -109,8 +112,8 @@ def test_readers_and_preparation_count_malformed_records(tmp_path):
 
 def test_real_preparation_counts_malformed_records_per_shard(tmp_path):
     expected = _malformed_shard(tmp_path / "data" / "shards" / "s.tar", n_good=3)
-    m = prepare_real(tmp_path / "out", root=tmp_path / "data", paths={"train_shards": "shards", "grit_shards": "shards"},
-                     image_size=16, progress=False)
+    m = prepare_real(tmp_path / "out", root=tmp_path / "data",
+                     paths={"train_shards": "shards", "grit_shards": "shards"}, image_size=16, progress=False)
     for folder in ("train", "grit"):
         assert m[folder]["images"] == 3 and m["skipped"][folder] == dict(expected)
         assert m[folder]["skipped_by_shard"] == {str(tmp_path / "data" / "shards" / "s.tar"): dict(expected)}

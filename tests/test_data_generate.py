@@ -45,9 +45,11 @@ def test_same_seed_identical_bytes(tmp_path):
     digests = []
     for run in ("a", "b"):
         generate_all(tmp_path / run, cfg, progress=False, benchmarks=())
-        digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / run / "train").glob("*.tar"))])
+        digests.append([hashlib.sha256(p.read_bytes()).hexdigest()
+                        for p in sorted((tmp_path / run / "train").glob("*.tar"))])
     assert digests[0] == digests[1] and len(digests[0]) == 2
-    generate_all(tmp_path / "c", GenConfig.preset("quick", n_train=48, shard_size=24, seed=1), progress=False, benchmarks=())
+    generate_all(tmp_path / "c", GenConfig.preset("quick", n_train=48, shard_size=24, seed=1),
+                 progress=False, benchmarks=())
     other = [hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / "c" / "train").glob("*.tar"))]
     assert not set(other) & set(digests[0])
 

@@ -153,7 +153,8 @@ def _png(colour):
 
 def test_corrupt_records_counted_and_logged(tmp_path, caplog):
     good = {"caption": "a red square", "boxes": [{"box": [0, 0, 20, 20], "phrase": "a square", "kind": "object"}]}
-    samples = [{"__key__": f"k{i:03d}", "png": _png((i * 10, 0, 0)), "json": json.dumps(good).encode()} for i in range(12)]
+    samples = [{"__key__": f"k{i:03d}", "png": _png((i * 10, 0, 0)), "json": json.dumps(good).encode()}
+               for i in range(12)]
     samples[2]["png"] = b"not an image"
     samples[5]["json"] = b"{broken"
     samples[7] = {"__key__": "k007", "json": json.dumps(good).encode()}

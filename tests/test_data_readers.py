@@ -17,7 +17,8 @@ def _img(path, colour, size=(48, 36)):
 
 
 def test_registry_lists_valid_names():
-    assert {"cc3m", "redcaps", "grit", "imagenet", "coco", "flickr30k", "sugarcrepe", "hierarcaps"} <= set(dataset_names())
+    expected = {"cc3m", "redcaps", "grit", "imagenet", "coco", "flickr30k", "sugarcrepe", "hierarcaps"}
+    assert expected <= set(dataset_names())
     with pytest.raises(ValueError, match="unknown dataset 'laion'.*valid.*coco"):
         read_dataset("laion", "/x")
 
@@ -96,7 +97,8 @@ def test_hierarcaps_csv(tmp_path):
         w.writerow([0, "bird => blue bird => blue bird on branch => A blue bird sitting on a branch, in autumn",
                     "http://x/val2014/COCO_val2014_000000000001.jpg"])
     bench = read_dataset("hierarcaps", tmp_path / "h.csv", tmp_path / "img", image_size=8)
-    assert bench["captions"] == [["bird", "blue bird", "blue bird on branch", "A blue bird sitting on a branch, in autumn"]]
+    assert bench["captions"] == [["bird", "blue bird", "blue bird on branch",
+                                  "A blue bird sitting on a branch, in autumn"]]
     assert bench["images"].shape == (1, 8, 8, 3)
 
 

@@ -99,7 +99,8 @@ def test_published_uniform_random_reference_values():
 
 def test_build_refuses_other_edges(tmp_path):
     isa = tmp_path / "isa.txt"
-    isa.write_text(_build_script().edge_list_text(imagenet_tree().parent).replace("n04217882 n06794110", "n00001930 n06794110"))
+    edges = _build_script().edge_list_text(imagenet_tree().parent)
+    isa.write_text(edges.replace("n04217882 n06794110", "n00001930 n06794110"))
     with pytest.raises(SystemExit, match="not the published"):
         _build_script().main(["--isa", str(isa), "--out", str(tmp_path / "t.json")])
 

@@ -161,6 +161,7 @@ def test_notebook_kernel_start_failure_is_retried(tmp_path, monkeypatch, capsys)
 
 @pytest.mark.slow
 def test_notebook_failing_cell_is_not_retried(tmp_path, monkeypatch, capsys):
+    from jupyter_client.kernelspec import NoSuchKernel
     from papermill.exceptions import PapermillExecutionError
 
     from hyplib import papermill_retry
@@ -170,7 +171,7 @@ def test_notebook_failing_cell_is_not_retried(tmp_path, monkeypatch, capsys):
         papermill_retry.main([str(nb), str(tmp_path / "out.ipynb"), "--no-progress-bar", "-k", "python3"])
     assert "retrying" not in capsys.readouterr().err
     monkeypatch.setattr(papermill_retry, "BACKOFF_S", 0.0)
-    with pytest.raises(Exception):  # no such kernel: fails before any cell, retried, then raised
+    with pytest.raises(NoSuchKernel):  # no such kernel: fails before any cell, retried, then raised
         papermill_retry.main([str(nb), str(tmp_path / "out2.ipynb"), "--no-progress-bar", "-k", "no-such-kernel"])
     assert "retrying (3/3)" in capsys.readouterr().err
 

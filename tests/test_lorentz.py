@@ -148,7 +148,8 @@ EXTREMES = [
     ("coincident", lambda d: torch.ones(3, 4, dtype=d), lambda d: torch.ones(3, 4, dtype=d)),
     ("huge", lambda d: 1e4 * torch.ones(3, 4, dtype=d), lambda d: -1e4 * torch.ones(3, 4, dtype=d)),
     ("huge_same", lambda d: 1e4 * torch.ones(3, 4, dtype=d), lambda d: 1e4 * torch.ones(3, 4, dtype=d)),
-    ("antipodal", lambda d: torch.tensor([[1.0, 0, 0, 0]], dtype=d), lambda d: torch.tensor([[-1.0, 0, 0, 0]], dtype=d)),
+    ("antipodal", lambda d: torch.tensor([[1.0, 0, 0, 0]], dtype=d),
+     lambda d: torch.tensor([[-1.0, 0, 0, 0]], dtype=d)),
 ]
 
 
@@ -288,7 +289,8 @@ def test_exterior_angle_float32_along_the_ray():
         for sign in (1.0, -1.0):
             y = sign * scale[:, None] * x + 0.1 * side / side.norm(dim=-1, keepdim=True) * x.norm(dim=-1, keepdim=True)
             x32, y32 = x.float(), y.float()
-            err = (L.exterior_angle(x32, y32, curv=c).double() - L.exterior_angle(x32.double(), y32.double(), curv=c)).abs().max()
+            ref = L.exterior_angle(x32.double(), y32.double(), curv=c)
+            err = (L.exterior_angle(x32, y32, curv=c).double() - ref).abs().max()
             assert err < 1e-4, f"c={c} sign={sign}: {err:.2e} rad"
 
 
@@ -301,7 +303,8 @@ def test_exterior_angle_gradients_float32_match_float64(form):
     for c, x, y in _grid_pairs(per_cell=4):
         grads = {}
         for dt in (torch.float32, torch.float64):
-            leaves = (x.to(dt).requires_grad_(), y.to(dt).requires_grad_(), torch.tensor(c, dtype=dt, requires_grad=True))
+            leaves = (x.to(dt).requires_grad_(), y.to(dt).requires_grad_(),
+                      torch.tensor(c, dtype=dt, requires_grad=True))
             grads[dt] = [t.double() for t in torch.autograd.grad(fn(*leaves).sum(), leaves)]
         (gx, gy, gc), (hx, hy, hc) = grads[torch.float32], grads[torch.float64]
         for got, ref in ((gx, hx), (gy, hy)):

@@ -239,7 +239,8 @@ def test_meru_terms_match_loop():
     emb = hand_batch(box=False, B=4)
     c, s = float(emb.curv), float(emb.logit_scale)
     B = emb.image.shape[0]
-    logits_it = torch.tensor([[-s * ref_dist(emb.image[i], emb.text[j], c) for j in range(B)] for i in range(B)], dtype=F64)
+    logits_it = torch.tensor([[-s * ref_dist(emb.image[i], emb.text[j], c) for j in range(B)] for i in range(B)],
+                             dtype=F64)
     contrastive = 0.5 * (ref_ce(logits_it) + ref_ce(logits_it.t()))
     entail = ref_entail(emb.text, emb.image, c, eta=1.0)
     out = methods.get("meru").loss(emb)
@@ -328,8 +329,10 @@ def test_atmg_code_logits_are_angles():
     c = float(emb.curv)
     logits = angle_logits(emb)
     B = 4
-    ref_ti = torch.tensor([[-float(ref_angle(emb.text[i], emb.image[j], c)) for j in range(B)] for i in range(B)], dtype=F64)
-    ref_it = torch.tensor([[float(ref_angle(emb.image[i], emb.text[j], c)) for j in range(B)] for i in range(B)], dtype=F64)
+    ref_ti = torch.tensor([[-float(ref_angle(emb.text[i], emb.image[j], c)) for j in range(B)] for i in range(B)],
+                          dtype=F64)
+    ref_it = torch.tensor([[float(ref_angle(emb.image[i], emb.text[j], c)) for j in range(B)] for i in range(B)],
+                          dtype=F64)
     torch.testing.assert_close(logits["text_image"], ref_ti, atol=1e-9, rtol=0)
     torch.testing.assert_close(logits["image_text"], ref_it, atol=1e-9, rtol=0)
     s = float(emb.logit_scale)
@@ -482,7 +485,8 @@ def test_phyclip_two_factors_average_per_factor_terms():
     ent = sum(ref_entail(emb.text_box[:, f[a]], emb.text[:, f[a]], float(curv[a]), 1.2) for a in range(2)) / 2
     close(out["entail_text_box_text"], ent)
     inner = methods.get("phyclip", k=2, d=2).similarity(emb.image, emb.text, curv=curv)
-    close(inner[1, 2], sum(float(mink(full(emb.image[1, f[a]], float(curv[a])), full(emb.text[2, f[a]], float(curv[a]))))
+    close(inner[1, 2], sum(float(mink(full(emb.image[1, f[a]], float(curv[a])),
+                                      full(emb.text[2, f[a]], float(curv[a]))))
                            for a in range(2)))
 
 
@@ -585,9 +589,10 @@ def test_fused_product_distance_matches_product_module(how, chunk):
     for a, b in zip(torch.autograd.grad((ref * weights).sum(), (x, y, c)),
                     torch.autograd.grad((out * weights).sum(), (x, y, c))):
         torch.testing.assert_close(b, a, atol=1e-9, rtol=1e-9)
-    small = [t.detach()[:3, :2, :2].clone().requires_grad_() for t in (x, y)] + [c.detach()[:2].clone().requires_grad_()]
-    assert torch.autograd.gradcheck(lambda a, b, cc: pairwise_product_dist(a, b, curv=cc, how=how, chunk_elements=chunk),
-                                    small)
+    small = [t.detach()[:3, :2, :2].clone().requires_grad_() for t in (x, y)]
+    small.append(c.detach()[:2].clone().requires_grad_())
+    assert torch.autograd.gradcheck(
+        lambda a, b, cc: pairwise_product_dist(a, b, curv=cc, how=how, chunk_elements=chunk), small)
 
 
 def test_fused_product_distance_linf_splits_ties_like_amax():

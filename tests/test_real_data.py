@@ -372,7 +372,8 @@ def test_own_class_folders_taxonomy_and_templates(tmp_path):
 
 @pytest.mark.parametrize("bad, key, match", [
     ("cat_face,animals\ndog,animals\n", "class_folders", r"1 class folder\(s\) .* not in it, e\.g\. \['hammer'\]"),
-    ("cat_face,animals\ndog,animals\nhammer,tools\nsaw,tools\n", "class_folders", r"leaves without a folder: \['saw'\]"),
+    ("cat_face,animals\ndog,animals\nhammer,tools\nsaw,tools\n", "class_folders",
+     r"leaves without a folder: \['saw'\]"),
     ("cat_face,animals\ndog,animals\nhammer,dog\n", "class_folders", r"internal nodes: \['dog'\]"),
     ("cat_face,animals\ncat_face,tools\n", "taxonomy", r"taxonomy\.csv:2: node 'cat_face' has two parents"),
     ("cat_face\n", "taxonomy", r"taxonomy\.csv:1: expected 'child,parent'"),
@@ -405,12 +406,15 @@ def test_content_errors_come_before_any_shard_is_read(tmp_path):
     with pytest.raises(ValueError, match=r"data\.paths\.taxonomy: not set, but|data\.paths\.class_folders: not set"):
         resolve_data_paths(tmp_path, {**base, "taxonomy": "clipart/taxonomy.csv"})
     _write(tmp_path / "coco/annotations/broken.json", '{"images": []}')
-    with pytest.raises(ValueError, match=r"data\.paths\.coco_captions .*lacks the top-level key\(s\) \['annotations'\]"):
+    with pytest.raises(ValueError,
+                       match=r"data\.paths\.coco_captions .*lacks the top-level key\(s\) \['annotations'\]"):
         resolve_data_paths(tmp_path, {**base, "coco_captions": "coco/annotations/broken.json",
                                       "coco_images": "coco/val2017"})
     _write(tmp_path / "hierarcaps/bad.csv", "id,caption,url\n")
     with pytest.raises(ValueError, match=r"data\.paths\.hierarcaps .*lacks 'captions' and 'image_url'"):
-        resolve_data_paths(tmp_path, {**base, "hierarcaps": "hierarcaps/bad.csv", "hierarcaps_images": "hierarcaps/images"})
+        resolve_data_paths(tmp_path, {**base, "hierarcaps": "hierarcaps/bad.csv",
+                                      "hierarcaps_images": "hierarcaps/images"})
     _write(tmp_path / "lonely/only/x.png", _jpeg(2))
-    with pytest.raises(ValueError, match=r"data\.paths\.class_folders .*1 class folder\(s\); zero-shot needs at least two"):
+    with pytest.raises(ValueError,
+                       match=r"data\.paths\.class_folders .*1 class folder\(s\); zero-shot needs at least two"):
         resolve_data_paths(tmp_path, {**base, "class_folders": "lonely"})

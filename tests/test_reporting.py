@@ -182,7 +182,7 @@ def test_claims_difference_within_spread_is_not_shown():
 def test_conditions_never_reached_say_so_with_the_trend():
     """3b with the curvature half-way to its floor, 6b with parents outside the boundary."""
     runs, metrics, logs = _scenario(good=True)
-    for name, log in logs.items():
+    for log in logs.values():
         log["curv"] = np.linspace(1.0, 0.55, len(log))
     for name, m in metrics.items():
         if name.startswith(("meru-base", "hycoclip-base")):
@@ -260,8 +260,8 @@ def test_uniform_random_reference_row(tmp_path):
     (tmp_path / "zeroshot.json").write_text(json.dumps({"classnames": ["a1", "a2", "b"], "class_ids": ["a1", "a2", "b"],
                                                         "templates": ["{}"]}))
     np.savez(tmp_path / "zeroshot.npz", images=np.zeros((3, 4, 4, 3), np.uint8), labels=np.arange(3))
-    (tmp_path / "taxonomy.json").write_text(json.dumps({"parent": {"root": None, "a": "root", "b": "root", "a1": "a", "a2": "a"},
-                                                        "leaves": ["a1", "a2", "b"]}))
+    parent = {"root": None, "a": "root", "b": "root", "a1": "a", "a2": "a"}
+    (tmp_path / "taxonomy.json").write_text(json.dumps({"parent": parent, "leaves": ["a1", "a2", "b"]}))
     np.savez(tmp_path / "taxonomy.npz", unused=np.zeros(1))
     ref = random_reference(tmp_path)
     assert ref["zeroshot/mean_per_class_acc"] == pytest.approx(1 / 3)

@@ -101,7 +101,8 @@ def _submit(tmp_path: Path, cfg: dict) -> tuple[list[dict], subprocess.Completed
                           "--slurm-init-seconds-before-status-checks", "1", "--latency-wait", "0",
                           "--slurm-logdir", str(tmp_path / "slurm_logs")],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
-    calls = [json.loads(line) for line in open(tmp_path / "sbatch.jsonl")] if (tmp_path / "sbatch.jsonl").exists() else []
+    sbatch_log = tmp_path / "sbatch.jsonl"
+    calls = [json.loads(line) for line in open(sbatch_log)] if sbatch_log.exists() else []
     return calls, run
 
 

@@ -100,8 +100,9 @@ def test_ddp_gradients_match_single_process(tmp_path, world, accum):
             assert set(dist) == set(single)
             for key, g in single.items():
                 if (world, accum) == (2, 1):
+                    where = f"{name} {key} rank {rank}"
                     torch.testing.assert_close(dist[key], g, rtol=1e-5, atol=1e-7,
-                                               msg=lambda m: f"{name} {key} rank {rank}: {m}")
+                                               msg=lambda m, where=where: f"{where}: {m}")
                 else:  # other summation orders: relative to the tensor's norm (a lost term is O(1))
                     assert (dist[key] - g).norm() <= 1e-4 * g.norm() + 1e-8, (name, key, rank)
 
@@ -124,7 +125,8 @@ def test_ddp_fit_matches_single_process(tmp_path):
     # Adam turns float noise in near-zero gradients (e.g. attention key biases) into steps of
     # up to lr, so weights agree to a few lr; the gradient test above is the exact check.
     for key, value in one["model"].items():
-        torch.testing.assert_close(two["model"][key], value, rtol=0, atol=2e-3, msg=lambda m: f"{key}: {m}")
+        torch.testing.assert_close(two["model"][key], value, rtol=0, atol=2e-3,
+                                   msg=lambda m, key=key: f"{key}: {m}")
     assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "two" / "checkpoints")] == [2, 3]
 
 

@@ -146,7 +146,7 @@ def castle_tower(rng):
               ("flag:0/pole", "black", rect(0.28, 0.0, 0.31, 0.2)),
               ("wall:0", MAIN, rect(0.05, 0.3, 0.55, 1.0)),
               ("wall:0/window", "black", rect(0.22, 0.5, 0.38, 0.7))]
-    for i, x in enumerate((0.05, 0.24, 0.43)):
+    for x in (0.05, 0.24, 0.43):
         shapes.append(("battlement:0", MAIN, rect(x, 0.18, x + 0.12, 0.31)))
     return 0.6, shapes
 
@@ -205,7 +205,8 @@ def crab(rng):
 
 
 def snail(rng):
-    return 1.4, [("foot:0", "beige", poly((0.0, 0.98), (1.4, 0.98), (1.3, 0.75), (1.18, 0.75), (1.1, 0.85), (0.1, 0.86))),
+    return 1.4, [("foot:0", "beige",
+                  poly((0.0, 0.98), (1.4, 0.98), (1.3, 0.75), (1.18, 0.75), (1.1, 0.85), (0.1, 0.86))),
                  ("foot:0/antenna", "black", line(1.25, 0.78, 1.35, 0.5, 0.04)),
                  ("shell:0", MAIN, circle(0.62, 0.5, 0.38)),
                  ("shell:0/spiral", DARK, circle(0.62, 0.5, 0.22)),
@@ -217,13 +218,14 @@ def turtle(rng):
                  ("head:0", "green", circle(1.42, 0.6, 0.16)),
                  ("head:0/eye", "black", circle(1.48, 0.55, 0.04)),
                  ("shell:0", MAIN, half_ellipse(0.75, 0.8, 0.62, 0.62)),
-                 ("shell:0/plate", DARK, poly((0.6, 0.45), (0.9, 0.45), (1.0, 0.62), (0.9, 0.75), (0.6, 0.75), (0.5, 0.62)))]
+                 ("shell:0/plate", DARK,
+                  poly((0.6, 0.45), (0.9, 0.45), (1.0, 0.62), (0.9, 0.75), (0.6, 0.75), (0.5, 0.62)))]
 
 
 def spider(rng):
     shapes = []
     for s in (-1, 1):
-        for k, dy in enumerate((-0.25, -0.08, 0.1, 0.25)):
+        for dy in (-0.25, -0.08, 0.1, 0.25):
             x1, y1 = 0.6 + s * 0.33, 0.5 + dy
             shapes.append(("leg:0", "black", line(0.6, 0.55, x1, y1 - 0.12, 0.05)))
             shapes.append(("leg:0", "black", line(x1, y1 - 0.12, x1 + s * 0.22, y1 + 0.25, 0.05)))

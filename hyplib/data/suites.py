@@ -161,7 +161,10 @@ def composition(cfg: GenConfig):
         for k in range(cfg.composition_per_subset):
             want_held = k < n_held
             while True:
-                n = 2 + int(rng.integers(2)) if subset in ("replace_rel", "swap_obj", "swap_att") else 1 + int(rng.integers(3))
+                if subset in ("replace_rel", "swap_obj", "swap_att"):
+                    n = 2 + int(rng.integers(2))
+                else:
+                    n = 1 + int(rng.integers(3))
                 pairs = sample_pairs(rng, n, held)
                 if want_held:
                     pairs[int(rng.integers(n))] = tuple(reversed(sorted(held)[int(rng.integers(len(held)))]))

@@ -68,7 +68,8 @@ def evaluate_chains(source, benchmark: Mapping, *, method=None, curv=None, direc
     method = C.resolve_method(source, method)
     curv = C.resolve_curv(source, curv)
     out = {}
-    levels = [k for k in ("whole", "part", "subpart") if k in benchmark or (isinstance(source, Mapping) and k in source)]
+    levels = [k for k in ("whole", "part", "subpart")
+              if k in benchmark or (isinstance(source, Mapping) and k in source)]
     if levels:
         if levels[:2] != ["whole", "part"]:
             raise ValueError(f"image chains need 'whole' and 'part' (and optionally 'subpart'), found {levels}")

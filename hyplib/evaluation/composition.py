@@ -66,8 +66,10 @@ def evaluate_composition(source, benchmark: Mapping, *, method=None, curv=None, 
     method = C.resolve_method(source, method)
     curv = C.resolve_curv(source, curv)
     image = C.embeddings(source, "image", lambda: C.encode_images(source, benchmark["images"], batch_size=batch_size))
-    pos = C.embeddings(source, "positive", lambda: C.encode_texts(source, benchmark["positives"], batch_size=2 * batch_size))
-    neg = C.embeddings(source, "negative", lambda: C.encode_texts(source, benchmark["negatives"], batch_size=2 * batch_size))
+    pos = C.embeddings(source, "positive",
+                       lambda: C.encode_texts(source, benchmark["positives"], batch_size=2 * batch_size))
+    neg = C.embeddings(source, "negative",
+                       lambda: C.encode_texts(source, benchmark["negatives"], batch_size=2 * batch_size))
     C.check_pair(image, pos, method, curv)
     C.check_embeddings(neg, method, curv, "negative caption embeddings")
     sim = C.similarity_fn(method, score)

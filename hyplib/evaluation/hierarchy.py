@@ -149,7 +149,8 @@ def expected_random_metrics(tree: Tree, mode: str = "reference") -> dict:
     sums = dict.fromkeys(KEYS, 0.0)
     step = 1 << 20
     for s in range(0, L * L, step):
-        arrays = _pair_metrics(tab["depth"], p[s:s + step], t[s:s + step], _shared(tab, p[s:s + step], t[s:s + step]), mode)
+        ps, ts = p[s:s + step], t[s:s + step]
+        arrays = _pair_metrics(tab["depth"], ps, ts, _shared(tab, ps, ts), mode)
         for k in KEYS:
             sums[k] += float(arrays[k].sum())
     return {k: v / (L * L) for k, v in sums.items()}

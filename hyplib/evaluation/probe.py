@@ -33,7 +33,8 @@ def linear_probe(features, labels, *, folds: int = 5, seed: int = 0) -> dict:
         raise ValueError(f"features must be (N, D) and labels (N,), got {x.shape} and {y.shape}")
     classes, counts = np.unique(y, return_counts=True)
     if counts.min() < folds:
-        raise ValueError(f"class {classes[counts.argmin()].item()!r} has {counts.min()} images, fewer than folds={folds}")
+        raise ValueError(f"class {classes[counts.argmin()].item()!r} has {counts.min()} images, "
+                         f"fewer than folds={folds}")
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     scores = cross_val_score(clf, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
     return {"acc": float(scores.mean()), "acc_std": float(scores.std(ddof=1)), "chance": 1.0 / len(classes)}

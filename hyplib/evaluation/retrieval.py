@@ -134,7 +134,8 @@ def evaluate_retrieval(source, benchmark: dict, *, method=None, curv=None, score
     method = C.resolve_method(source, method)
     curv = C.resolve_curv(source, curv)
     image = C.embeddings(source, "image", lambda: C.encode_images(source, benchmark["images"], batch_size=batch_size))
-    text = C.embeddings(source, "text", lambda: C.encode_texts(source, benchmark["captions"], batch_size=2 * batch_size))
+    text = C.embeddings(source, "text",
+                        lambda: C.encode_texts(source, benchmark["captions"], batch_size=2 * batch_size))
     C.check_pair(image, text, method, curv)
     sim = C.similarity_fn(method, score)
     # Blocks hold block_elems floats of intermediates, whatever the similarity's width.

@@ -28,5 +28,6 @@ from hyplib.reporting.common import (
 )
 from hyplib.reporting.tables import RANDOM_ROW, claims_markdown, main_comparison, to_markdown, write_tables
 
-__all__ = ["MAIN_METRICS", "EQUAL_TOL", "NOT_REACHED", "RANDOM_ROW", "CLAIM_COLUMNS", "main_comparison", "to_markdown", "claims_table",
-           "claims_markdown", "write_tables", "beats", "about_equal", "near", "sign_of", "combine", "fmt"]
+__all__ = ["MAIN_METRICS", "EQUAL_TOL", "NOT_REACHED", "RANDOM_ROW", "CLAIM_COLUMNS", "main_comparison", "to_markdown",
+           "claims_table", "claims_markdown", "write_tables", "beats", "about_equal", "near", "sign_of", "combine",
+           "fmt"]

@@ -24,7 +24,8 @@ from collections.abc import Iterable, Mapping
 from hyplib.figures.runs import Run, as_runs, seed_stats
 
 __all__ = ["MAIN_METRICS", "EQUAL_TOL", "DEFAULT_TOL", "SMALL_EFFECT", "fmt", "runs_and_metrics", "values",
-           "by_method", "not_available", "inconclusive", "NOT_REACHED", "beats", "about_equal", "near", "sign_of", "combine"]
+           "by_method", "not_available", "inconclusive", "NOT_REACHED", "beats", "about_equal", "near", "sign_of",
+           "combine"]
 
 MAIN_METRICS: dict[str, tuple[str, bool]] = {
     "zeroshot/mean_per_class_acc": ("ZS acc", True), "zeroshot/top1": ("ZS top-1", True),

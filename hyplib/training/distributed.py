@@ -24,8 +24,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["DistInfo", "setup", "slurm_env", "first_host", "cleanup", "resolve_device", "gather_with_grad", "gather_embeddings",
-           "all_true", "barrier", "broadcast_object", "unused_parameters", "wrap_ddp"]
+__all__ = ["DistInfo", "setup", "slurm_env", "first_host", "cleanup", "resolve_device", "gather_with_grad",
+           "gather_embeddings", "all_true", "barrier", "broadcast_object", "unused_parameters", "wrap_ddp"]
 
 
 @dataclass(frozen=True)

@@ -263,8 +263,7 @@ def build_model(model_cfg: dict, method: Method) -> HypVLM:
     """
     model_cfg = dict(model_cfg or {})
     embed_dim = int(model_cfg.get("embed_dim", method.defaults["embed_dim"]))
-    factors = getattr(method.space, "k", None)
-    if factors is not None and embed_dim != method.defaults["embed_dim"]:
+    if getattr(method.space, "factored", False) and embed_dim != method.defaults["embed_dim"]:
         raise ValueError(f"{method.name}: model embed_dim={embed_dim} must equal "
                          f"k*d={method.defaults['embed_dim']}")
     vision, text = tower_configs(model_cfg, embed_dim)

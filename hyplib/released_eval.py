@@ -13,7 +13,7 @@
    measured ones in ``results/tables/released.md`` (and ``.csv``); a checkpoint left out is a
    row marked "not given";
 4. the figures that make sense for trained models and the given data
-   (:func:`released_figures`) are drawn by the usual figure notebooks into
+   (:func:`hyplib.workflow.released_figures`) are drawn by the usual figure notebooks into
    ``results/released/figures/``.
 
 Measured columns: ImageNet = ``zeroshot/mean_per_class_acc`` (MERU's protocol), COCO R@5 =
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from hyplib.paths import resolve
 
-__all__ = ["CATALOG", "COLUMNS", "plan_released", "released_figures", "evaluate_released", "write_table",
+__all__ = ["CATALOG", "COLUMNS", "plan_released", "evaluate_released", "write_table",
            "OUT_DIR"]
 
 OUT_DIR = "results/released"
@@ -90,14 +90,6 @@ COLUMNS = {
 _HEADERS = {"imagenet": "ImageNet", "coco_t2i_R@5": "COCO t->i R@5", "coco_i2t_R@5": "COCO i->t R@5",
             "TIE": "TIE", "LCA": "LCA", "J": "J"}
 
-def figure_needs() -> dict[str, tuple]:
-    """Figure -> (methods it draws (None: any), ``data.paths`` key whose benchmark it reads), for
-    every registered figure that suits released checkpoints (its ``RELEASED``)."""
-    from hyplib.figures.registry import REGISTRY
-
-    return {name: f.released for name, f in REGISTRY.items() if f.released is not None}
-
-
 def plan_released(section: Mapping | None, out_dir: str = OUT_DIR) -> list[dict]:
     """Every catalog entry with its checkpoint (or None: not given), in catalog order.
 
@@ -132,17 +124,6 @@ def plan_released(section: Mapping | None, out_dir: str = OUT_DIR) -> list[dict]
                     "seed": 0, "study": ["main"], "overrides": {}, "train_dir": "",
                     "eval_dir": f"{out_dir}/eval/{name}", "checkpoint": None if path is None else str(path),
                     "given": path is not None})
-    return out
-
-
-def released_figures(planned: list[dict], paths: Mapping | None) -> dict[str, list[dict]]:
-    """Figure name -> the given runs it draws, for figures whose methods and data are present."""
-    paths = {k for k, v in dict(paths or {}).items() if v not in (None, "")}
-    out = {}
-    for figure, (methods, data_key) in figure_needs().items():
-        runs = [r for r in planned if r["given"] and (methods is None or r["method"] in methods)]
-        if runs and data_key in paths:
-            out[figure] = runs
     return out
 
 

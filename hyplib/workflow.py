@@ -26,6 +26,26 @@ def figure_needs() -> dict[str, dict]:
             for name, f in REGISTRY.items()}
 
 
+def released_figure_needs() -> dict[str, tuple]:
+    """Figure -> (methods it draws (None: any), ``data.paths`` key whose benchmark it reads), for
+    every registered figure that suits released checkpoints (its ``released``)."""
+    from hyplib.figures.registry import REGISTRY
+
+    return {name: f.released for name, f in REGISTRY.items() if f.released is not None}
+
+
+def released_figures(planned: list[dict], paths: dict | None) -> dict[str, list[dict]]:
+    """Figure name -> the given released runs it draws (:func:`hyplib.released_eval.plan_released`),
+    for figures whose methods and data are present."""
+    paths = {k for k, v in dict(paths or {}).items() if v not in (None, "")}
+    out = {}
+    for figure, (methods_, data_key) in released_figure_needs().items():
+        runs = [r for r in planned if r["given"] and (methods_ is None or r["method"] in methods_)]
+        if runs and data_key in paths:
+            out[figure] = runs
+    return out
+
+
 #: Figure -> ``{"studies", "methods"}``, from the figure registry.
 FIGURE_NEEDS: dict[str, dict] = figure_needs()
 

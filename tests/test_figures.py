@@ -248,9 +248,8 @@ def test_registry_is_the_catalog_and_everything_derives_from_it():
         fig = figures.get(name)
         assert fig.caption and callable(fig.inputs) and callable(fig.draw)
         assert wf.FIGURE_NEEDS[name]["studies"] == list(fig.studies)
-    from hyplib import released_eval
 
-    assert set(released_eval.figure_needs()) == {n for n in catalog if figures.get(n).released}
+    assert set(wf.released_figure_needs()) == {n for n in catalog if figures.get(n).released}
     with pytest.raises(ValueError, match="unknown figure 'nope'"):
         figures.get("nope")
     with pytest.raises(ValueError, match=r"config key figures\[1\]: unknown figure 'nope'"):

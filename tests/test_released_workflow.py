@@ -18,6 +18,7 @@ from released_fake import SMALL, ref_lift, ref_pixel_features, ref_text_features
 from test_workflow import _snakemake
 
 from hyplib import released_eval as rel
+from hyplib import workflow as wf
 from hyplib.released import paper_transform
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,11 +57,11 @@ def test_figures_follow_methods_and_data(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     planned = rel.plan_released({"root": str(tmp_path), "checkpoints": {"meru_vit_s": "meru_vit_s.pth",
                                                                          "atmg_vit_s": "atmg_vit_s.pth"}})
-    figs = rel.released_figures(planned, {"coco_captions": "c.json", "coco_images": "im"})
+    figs = wf.released_figures(planned, {"coco_captions": "c.json", "coco_images": "im"})
     assert sorted(figs) == ["distance_to_root", "eigen_spectra", "poincare_embeddings"]
     assert [r["name"] for r in figs["distance_to_root"]] == ["meru_vit_s"]
-    assert rel.released_figures(planned, {"imagenet_val": "val"}) == {}
-    assert "traversals" in rel.released_figures(planned, {"hierarcaps": "t.csv"})
+    assert wf.released_figures(planned, {"imagenet_val": "val"}) == {}
+    assert "traversals" in wf.released_figures(planned, {"hierarcaps": "t.csv"})
 
 
 def test_table_puts_published_beside_measured(tmp_path):

@@ -22,7 +22,7 @@ if RELEASED:
             resolve_data_paths(REL_DATA_CFG.get("root", "."), REL_PATHS, required=())
         except (FileNotFoundError, ValueError) as err:
             raise ValueError(f"released.data: {err}") from None
-    REL_FIGURES = rel.released_figures(REL_PLAN, REL_PATHS)
+    REL_FIGURES = wf.released_figures(REL_PLAN, REL_PATHS)
     RELEASED_TARGETS = [f"{RESULTS}/tables/released.md"] + [
         f"{REL_OUT}/figures/{name}.pdf" for name in REL_FIGURES]
 

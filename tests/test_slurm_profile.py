@@ -191,8 +191,10 @@ def test_multi_node_train_job_launches_one_process_per_gpu(tmp_path):
     args = [a for a in train[0]["args"] if not a.startswith("--wrap=")]
     assert (_flag(args, "--nodes"), _flag(args, "--ntasks"), _flag(args, "--gpus")) == ("2", "8", "8")
     # the jobstep runs the rule's own srun (mpi resource) instead of wrapping it in `srun -n1`
-    shell = subprocess.run([SNAKEMAKE, "-n", "-p", "--forceall", "--cores", "1", "--configfile", str(tmp_path / "paper.yaml"),
-                            f"{cfg['results_dir']}/train/meru-base-s0/final.pt"], cwd=ROOT,
+    # the target before --configfile (which takes every path after it); cores enough for threads=8
+    target = f"{cfg['results_dir']}/train/meru-base-s0/final.pt"
+    shell = subprocess.run([SNAKEMAKE, target, "-n", "-p", "--forceall", "--cores", "64",
+                            "--configfile", str(tmp_path / "paper.yaml")], cwd=ROOT,
                            capture_output=True, text=True, timeout=600).stdout
     launch = next(line for line in shell.splitlines() if "srun --kill-on-bad-exit=1" in line)
     assert "--nodes=2 --ntasks=8 --ntasks-per-node=4 --gpus-per-node=4" in launch

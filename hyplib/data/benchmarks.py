@@ -61,8 +61,12 @@ def write_benchmark(dir: str | Path, name: str, arrays: dict[str, np.ndarray], m
 
 
 def load_benchmark(dir: str | Path, name: str) -> dict:
-    """Load a benchmark written by :func:`write_benchmark` into one dict (arrays + meta)."""
-    base = Path(dir)
+    """Load a benchmark written by :func:`write_benchmark` into one dict (arrays + meta).
+    A relative ``dir`` is taken from the repository root (:func:`hyplib.paths.resolve`), so a
+    notebook running in ``notebooks/`` reads what the workflow wrote."""
+    from hyplib.paths import resolve
+
+    base = resolve(dir)
     meta_path, arr_path = base / f"{name}.json", base / f"{name}.npz"
     if not meta_path.is_file():
         have = sorted(p.stem for p in base.glob("*.json")) if base.is_dir() else []
@@ -84,8 +88,10 @@ def save_benchmark(dir: str | Path, name: str, bench: dict) -> Path:
 
 
 def list_benchmarks(dir: str | Path) -> list[str]:
-    """Names of the benchmarks present in ``dir`` (those with a ``.json``)."""
-    return sorted(p.stem for p in Path(dir).glob("*.json") if p.stem != "manifest")
+    """Names of the benchmarks present in ``dir`` (those with a ``.json``; relative to the repo root)."""
+    from hyplib.paths import resolve
+
+    return sorted(p.stem for p in resolve(dir).glob("*.json") if p.stem != "manifest")
 
 
 def caption_duplicates(captions, caption_image) -> dict:

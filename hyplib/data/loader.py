@@ -86,7 +86,7 @@ class ShardLoader:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         paths = expand_shards(shards)
-        self.index = ShardIndex.build(paths)
+        self.index = ShardIndex.cached(paths)
         if len(self.index) == 0:
             raise ValueError(f"no readable records in {len(paths)} shard(s): {[str(p) for p in paths[:3]]}")
         self.reader = RecordReader(self.index)

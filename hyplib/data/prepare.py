@@ -9,8 +9,10 @@
   ``seed``, ``workers``, ``verify_shards``.
 
 Both write the same layout (``train/`` shards, ``bench/`` benchmarks, ``manifest.json``) and
-return the manifest. The notebook passes every parameter it has; each preparer takes the ones
-it needs. Before either runs, what a previous preparation left in ``out_dir`` is removed
+return the manifest; then the index of the shards is saved beside them
+(:meth:`hyplib.data.shards.ShardIndex.write_cache`), so runs do not scan the tars again. The
+notebook passes every parameter it has; each preparer takes the ones it needs. Before either
+runs, what a previous preparation left in ``out_dir`` is removed
 (:func:`hyplib.data.real.clear_prepared`), so switching sources never mixes their files.
 """
 from __future__ import annotations
@@ -18,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .real import clear_prepared, prepare_real
+from .real import SHARD_FOLDERS, clear_prepared, prepare_real
+from .shards import ShardIndex
 
 
 def _generated(out_dir, *, size: str = "default", n_train: int = 50_000, image_size: int = 32, seed: int = 0,
@@ -49,4 +52,9 @@ def prepare_data(source: str, out_dir: str | Path, **params) -> dict:
     """
     if source not in SOURCES:
         raise ValueError(f"unknown data source {source!r}; valid: {sorted(SOURCES)}")
-    return SOURCES[source](out_dir, **params)
+    manifest = SOURCES[source](out_dir, **params)
+    for folder in SHARD_FOLDERS.values():  # every training run reads this index instead of scanning the tars
+        shards = sorted((Path(out_dir) / folder).glob("*.tar"))
+        if shards:
+            ShardIndex.write_cache(shards)
+    return manifest

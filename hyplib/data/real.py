@@ -52,7 +52,7 @@ from .pep_pairs import pep_from_chains
 from .preprocess import usable_boxes
 from .readers import read_dataset
 from .records import BadRecord, decode_record
-from .shards import ShardIndex, expand_shards
+from .shards import INDEX_CACHE, ShardIndex, expand_shards
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,8 @@ BENCHMARKS: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]] 
 EXCLUSIVE = (("imagenet_val", "class_folders"),)
 CHAINS_UNAVAILABLE = ("needs whole -> part -> sub-part image crops and adjective -> noun phrase -> caption "
                       "chains; none of the configured real datasets provides them")
+#: Config path key -> folder of ``out_dir`` holding those training shards (each folder also gets
+#: the saved shard index).
 SHARD_FOLDERS = {"train_shards": "train", "grit_shards": "grit"}
 
 
@@ -219,7 +221,7 @@ def clear_prepared(out_dir, *, keep=()) -> None:
                 raise ValueError(f"input {src} lies inside the output folder {folder}; "
                                  "choose another out_dir")
     for folder, pattern in ((managed[0], "*.tar"), (managed[1], "*.tar"), (managed[2], "*.npz"),
-                            (managed[2], "*.json")):
+                            (managed[2], "*.json"), (managed[0], INDEX_CACHE), (managed[1], INDEX_CACHE)):
         for p in folder.glob(pattern):
             p.unlink()
     (out / "manifest.json").unlink(missing_ok=True)

@@ -12,11 +12,17 @@ Conventions:
       the index in a few flat numpy arrays (about 80 bytes a record, against about 700 for
       Python tuples and dicts), which forked data workers share instead of copying: reading
       numpy buffers touches no per-record reference counts, so no page is ever written.
+    * The data step saves the index of its shards next to them (:data:`INDEX_CACHE`, with a
+      fingerprint of every shard's resolved path, size and modification time);
+      :meth:`ShardIndex.cached` reads it back instead of scanning the tars again, and scans them
+      when the fingerprint no longer matches (a shard rewritten, added or removed).
 """
 from __future__ import annotations
 
 import array
 import glob
+import hashlib
+import json
 import logging
 import os
 import re
@@ -119,6 +125,23 @@ class ShardIndex:
     ext_names: list[str] = field(default_factory=list)
 
     @classmethod
+    def cached(cls, shards: list[Path]) -> ShardIndex:
+        """The index saved next to ``shards`` (:func:`save_index`) when it still matches them,
+        else a fresh scan (:meth:`build`); either way the same arrays and problem counts."""
+        shards = [Path(p) for p in shards]
+        return load_index(shards, index_cache_path(shards)) or cls.build(shards)
+
+    @classmethod
+    def write_cache(cls, shards: list[Path]) -> ShardIndex:
+        """Scan ``shards`` and save the index next to them for :meth:`cached`."""
+        idx = cls.build([Path(p) for p in shards])
+        try:
+            save_index(idx, index_cache_path(idx.shards))
+        except OSError as err:  # a read-only folder: runs scan the shards themselves, as before
+            log.warning("could not save the shard index next to %s: %s", idx.shards[0], err)
+        return idx
+
+    @classmethod
     def build(cls, shards: list[Path]) -> ShardIndex:
         idx = cls(shards=list(shards))
         idx._acc = {"shard": array.array("i"), "key_end": array.array("q"), "fstart": array.array("q", [0]),
@@ -218,6 +241,55 @@ class ShardIndex:
 
 
 BLOCK = tarfile.BLOCKSIZE
+#: File name of a saved index, in the folder of the first shard it covers.
+INDEX_CACHE = ".shard-index.npz"
+_ARRAYS = ("shard_of", "key_end", "field_start", "field_ext", "field_offset", "field_size")
+
+
+def index_fingerprint(shards: list[Path]) -> str:
+    """Hash of each shard's resolved path, size and modification time (links followed)."""
+    h = hashlib.sha1()
+    for p in shards:
+        st = Path(p).stat()
+        h.update(f"{Path(p).resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def index_cache_path(shards: list[Path]) -> Path:
+    return Path(shards[0]).parent / INDEX_CACHE
+
+
+def save_index(index: ShardIndex, path: str | Path) -> None:
+    """Write ``index`` with the fingerprint of its shards; atomic (a reader never sees half a file)."""
+    path = Path(path)
+    meta = {"fingerprint": index_fingerprint(index.shards), "shards": [str(p) for p in index.shards],
+            "ext_names": index.ext_names, "problems": dict(index.problems),
+            "problems_by_shard": {k: dict(v) for k, v in index.problems_by_shard.items()}}
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, keys=np.frombuffer(index.keys, dtype=np.uint8), meta=np.array(json.dumps(meta)),
+                 **{name: getattr(index, name) for name in _ARRAYS})
+    os.replace(tmp, path)
+
+
+def load_index(shards: list[Path], path: str | Path) -> ShardIndex | None:
+    """The index saved at ``path`` if it was made from exactly ``shards`` as they are now, else None."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta["shards"] != [str(p) for p in shards] or meta["fingerprint"] != index_fingerprint(shards):
+                return None
+            idx = ShardIndex(shards=list(shards), problems=Counter(meta["problems"]),
+                             problems_by_shard={k: Counter(v) for k, v in meta["problems_by_shard"].items()},
+                             ext_names=list(meta["ext_names"]))
+            for name in _ARRAYS:
+                setattr(idx, name, z[name])
+            idx.keys = z["keys"].tobytes()
+    except (OSError, ValueError, KeyError, EOFError):  # absent, unreadable or another format: scan
+        return None
+    if idx.problems:
+        log.warning("shard index %s: %s (counted when the shards were indexed)", path, dict(idx.problems))
+    return idx
 
 
 def _nonzero_after(fh, offset: int) -> bool:

@@ -80,7 +80,14 @@ def _acosh_terms(xa_i: Tensor, yb_i: Tensor, floor: float, want_mask: bool, work
     torch.mm(xa_i, yb_i[:, :xa_i.shape[1]].t(), out=a)
     # Floor at 1 + eps: rounding puts coincident points below 1, where acosh is undefined and
     # its gradient infinite; floored entries pass no gradient through a (like torch.clamp).
-    mask = a <= floor if want_mask and bool(a.amin() <= floor) else None
+    # On CPU, skip the mask pass when nothing sat on the floor; on a GPU that test would stall
+    # the stream once per factor and chunk (a device-to-host read), so the mask is always built.
+    if not want_mask:
+        mask = None
+    elif a.is_cuda:
+        mask = a <= floor
+    else:
+        mask = a <= floor if bool(a.amin() <= floor) else None
     a.clamp_min_(floor)
     torch.addcmul(a.new_tensor(-1.0), a, a, out=q)
     torch.rsqrt(q, out=r)

@@ -277,7 +277,8 @@ def test_switching_sources_leaves_no_stale_files(tmp_path):
     real = prepare_data("real", out, root=tmp_path / "data", paths={"train_shards": "redcaps"}, image_size=16,
                         progress=False)
     assert sorted(os.listdir(out / "bench")) == [] and real["benchmarks"] == {}
-    assert sorted(os.listdir(out / "train")) == ["train-000000.tar", "train-000001.tar"]
+    # the shard links and the index the data step saved of them (hyplib.data.shards.INDEX_CACHE)
+    assert sorted(os.listdir(out / "train")) == [".shard-index.npz", "train-000000.tar", "train-000001.tar"]
     assert set(real["unavailable"]) == {"zeroshot", "retrieval", "retrieval_flickr30k", "composition",
                                         "hierarcaps", "pep", "chains", "taxonomy"}
     prepare_data("generated", out, size="quick", n_train=8, image_size=16, workers=1, progress=False)

@@ -17,7 +17,7 @@ from hyplib.figures.runs import group_by_config
 
 NAME = "distance_to_root"
 CAPTION = (
-    "Distance to the root by modality, MERU vs CLIP (METHODS.md claim 1). Histograms of the retrieval"
+    "Distance to the root by modality, MERU vs CLIP (docs/METHODS.md claim 1). Histograms of the retrieval"
     " benchmark's images and captions, seeds pooled; dashed lines mark the means and the panel states"
     " text minus image. MERU: hyperbolic distance to the origin. CLIP's embeddings are unit vectors, "
     "so their norm cannot separate anything; its panel uses the angle to the normalised centroid of "

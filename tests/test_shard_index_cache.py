@@ -6,6 +6,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from hyplib.data.prepare import prepare_data
 from hyplib.data.real import clear_prepared
@@ -39,6 +40,16 @@ def test_cached_index_equals_a_fresh_scan(tmp_path):
     loaded = ShardIndex.cached(paths)
     assert len(loaded) == 15 and loaded.record(7) == written.record(7)
     _same(loaded, ShardIndex.build(paths))
+
+
+def test_cache_written_with_absolute_paths_serves_relative_ones(tmp_path, monkeypatch):
+    paths = _shards(tmp_path)
+    ShardIndex.write_cache(paths)
+    monkeypatch.chdir(tmp_path)
+    relative = [p.relative_to(tmp_path) for p in paths]
+    monkeypatch.setattr(ShardIndex, "build", classmethod(lambda cls, s: pytest.fail("scanned again")))
+    loaded = ShardIndex.cached(relative)
+    assert [str(p) for p in loaded.shards] == [str(p) for p in relative] and len(loaded) == 15
 
 
 def test_damaged_shard_problems_survive_the_cache(tmp_path):

@@ -277,7 +277,7 @@ def load_index(shards: list[Path], path: str | Path) -> ShardIndex | None:
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            if meta["shards"] != [str(p) for p in shards] or meta["fingerprint"] != index_fingerprint(shards):
+            if meta["fingerprint"] != index_fingerprint(shards):  # resolved paths: relative or not
                 return None
             idx = ShardIndex(shards=list(shards), problems=Counter(meta["problems"]),
                              problems_by_shard={k: Counter(v) for k, v in meta["problems_by_shard"].items()},

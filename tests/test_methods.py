@@ -572,7 +572,7 @@ def test_free_embeddings_train(name):
 
 
 @pytest.mark.parametrize("how", ["l1", "l2", "linf"])
-@pytest.mark.parametrize("chunk", [1, 18, 40, None])
+@pytest.mark.parametrize("chunk", [1, 18, 40, 60, None])
 def test_fused_product_distance_matches_product_module(how, chunk):
     """Same values and gradients as product.pairwise_dist, coincident points (clamped) included."""
     from hyplib import product
@@ -595,8 +595,10 @@ def test_fused_product_distance_matches_product_module(how, chunk):
         lambda a, b, cc: pairwise_product_dist(a, b, curv=cc, how=how, chunk_elements=chunk), small)
 
 
-def test_fused_product_distance_linf_splits_ties_like_amax():
-    """Equal curvatures and coincident points: every factor ties at the floor on the diagonal."""
+@pytest.mark.parametrize("chunk", [6, None])
+def test_fused_product_distance_linf_splits_ties_like_amax(chunk):
+    """Equal curvatures and coincident points: every factor ties at the floor on the diagonal
+    (one factor and row per chunk, or both factors in one batched chunk)."""
     from hyplib import product
     from hyplib.methods.fused import pairwise_product_dist
 
@@ -606,11 +608,21 @@ def test_fused_product_distance_linf_splits_ties_like_amax():
     c = torch.tensor([1.0, 1.0], dtype=F64, requires_grad=True)
     weights = torch.randn(3, 6, generator=g, dtype=F64)
     ref = product.pairwise_dist(x, y, curv=c, how="linf")
-    out = pairwise_product_dist(x, y, curv=c, how="linf", chunk_elements=6)
+    out = pairwise_product_dist(x, y, curv=c, how="linf", chunk_elements=chunk)
     torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
     for a, b in zip(torch.autograd.grad((ref * weights).sum(), (x, y, c)),
                     torch.autograd.grad((out * weights).sum(), (x, y, c))):
         torch.testing.assert_close(b, a, atol=1e-9, rtol=1e-9)
+
+
+def test_fused_chunk_plan_blocks_factors_only_when_whole_rows_fit():
+    from hyplib.methods.fused import _chunks, _plan
+
+    assert _plan(64, 1024, 1024, 2 ** 20) == (1, 1024)      # one factor, all rows: 4 MiB
+    assert _plan(64, 1024, 2048, 2 ** 20) == (1, 512)       # one factor, half the rows
+    assert _plan(64, 64, 128, 2 ** 20) == (64, 64)          # every factor in one batched chunk
+    assert _plan(3, 5, 6, 60) == (2, 5)                     # factor blocks of 2, then 1
+    assert _chunks(3, 5, 2, 5) == [(slice(0, 2), slice(0, 5)), (slice(2, 4), slice(0, 5))]
 
 
 def test_phyclip_fused_and_reference_losses_agree():

@@ -47,6 +47,7 @@ import torch
 from .preprocess import crop_box, resize_square, to_tensor, usable_boxes
 from .records import BadRecord, Sample, decode_record
 from .shards import RecordReader, ShardIndex, expand_shards
+from .token_cache import CachedTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,8 @@ class ShardLoader:
         if len(self.index) == 0:
             raise ValueError(f"no readable records in {len(paths)} shard(s): {[str(p) for p in paths[:3]]}")
         self.reader = RecordReader(self.index)
-        self.batch_size, self.image_size, self.tokenize = batch_size, image_size, tokenize
+        self.batch_size, self.image_size = batch_size, image_size
+        self.tokenize = CachedTokenizer(tokenize)  # generated captions repeat: tokenise each once
         self.with_boxes, self.seed, self.rank, self.world_size = with_boxes, seed, rank, world_size
         self.start_batch, self.num_workers, self.epochs = start_batch, num_workers, epochs
         self.min_box_size = (_manifest_hint(paths, "min_box_size", HYCOCLIP_MIN_BOX) if min_box_size is None

@@ -4,8 +4,9 @@
 outer product, clamp, acosh, ...) and autograd keeps most of them: at k = 64, B = 1024 that is
 about 256 MB each, and on CPU the elementwise passes over them are memory-bound. This module
 computes the same function, value and gradients, with a hand-written backward that walks over
-one factor (and, for large batches, a block of rows of ``x``) at a time, so every chunk stays
-in cache, and saves only the inputs and the (B1, B2) result.
+chunks of the (k, B1, B2) work: for large batches one factor and a block of rows of ``x`` at a
+time, for small ones a block of factors in one batched matmul. Every chunk stays in cache, and
+only the inputs and the (B1, B2) result are saved.
 
 Per factor ``i`` (curvature ``c``), with ``x_t = sqrt(1/c + |x|^2)``, one matmul of the
 extended rows ``[-c x, c x_t]`` and ``[y, y_t]`` gives the acosh argument directly:
@@ -40,7 +41,7 @@ from hyplib.lorentz import eps_for
 
 __all__ = ["pairwise_product_dist"]
 
-#: Elements of one (rows, B2) chunk: 2**20 float32 = 4 MiB, so a chunk stays in cache.
+#: Elements of one (factors, rows, B2) chunk: 2**20 float32 = 4 MiB, so a chunk stays in cache.
 CPU_CHUNK_ELEMENTS = 2 ** 20
 #: On GPUs larger chunks keep kernels busy; memory stays bounded all the same.
 CUDA_CHUNK_ELEMENTS = 2 ** 26
@@ -64,24 +65,44 @@ def _extended(x: Tensor, y: Tensor, curv: Tensor):
     return xt, yt, xa, yb
 
 
-def _workspace(x: Tensor, rows: int, b2: int) -> list[Tensor]:
-    """Three reusable (rows, B2) chunk buffers: fresh multi-MB CPU allocations are page-faulted
-    in on every use, which costs about as much as the pass that fills them."""
-    return [x.new_empty(min(rows, x.shape[1]), b2) for _ in range(3)]
+def _plan(k: int, b1: int, b2: int, chunk_elements: int) -> tuple[int, int]:
+    """Chunk shape ``(factors, rows)``: at most ``chunk_elements`` elements of the (k, B1, B2) work.
+
+    Large batches take one factor and a block of rows at a time. When every row of a factor
+    fits, a block of factors goes through one batched matmul: small batches would otherwise
+    spend their time launching k times as many tiny kernels.
+    """
+    rows = max(1, chunk_elements // max(1, b2))
+    if rows < b1:
+        return 1, rows
+    return max(1, min(k, chunk_elements // max(1, b1 * b2))), b1
 
 
-def _acosh_terms(xa_i: Tensor, yb_i: Tensor, floor: float, want_mask: bool, work: list[Tensor]):
-    """One chunk: clamped ``a``, ``r = (a^2-1)^{-1/2}``, ``acosh(a)`` and the floor mask (or None).
+def _chunks(k: int, b1: int, factors: int, rows: int) -> list[tuple[slice, slice]]:
+    """(factor slice, row slice) pairs that cover (k, B1) once."""
+    return [(slice(f, f + factors), slice(lo, lo + rows)) for f in range(0, k, factors) for lo in range(0, b1, rows)]
+
+
+def _workspace(x: Tensor, factors: int, rows: int, b2: int) -> list[Tensor]:
+    """Three reusable flat chunk buffers: fresh multi-MB CPU allocations are page-faulted in on
+    every use, which costs about as much as the pass that fills them."""
+    return [x.new_empty(factors * rows * b2) for _ in range(3)]
+
+
+def _acosh_terms(xa_c: Tensor, yb_c: Tensor, floor: float, want_mask: bool, work: list[Tensor]):
+    """One (f, n, B2) chunk: clamped ``a``, ``r = (a^2-1)^{-1/2}``, ``acosh(a)`` and the floor mask
+    (or None), from ``xa_c`` (f, n, d+1) and ``yb_c`` (f, B2, P).
 
     The three results are views of the ``work`` buffers (``acosh`` overwrites ``a^2 - 1``).
     """
-    n = xa_i.shape[0]
-    a, q, r = (w[:n] for w in work)
-    torch.mm(xa_i, yb_i[:, :xa_i.shape[1]].t(), out=a)
+    shape = (xa_c.shape[0], xa_c.shape[1], yb_c.shape[1])
+    size = shape[0] * shape[1] * shape[2]
+    a, q, r = (w[:size].view(shape) for w in work)
+    torch.bmm(xa_c, yb_c[..., :xa_c.shape[-1]].transpose(1, 2), out=a)
     # Floor at 1 + eps: rounding puts coincident points below 1, where acosh is undefined and
     # its gradient infinite; floored entries pass no gradient through a (like torch.clamp).
     # On CPU, skip the mask pass when nothing sat on the floor; on a GPU that test would stall
-    # the stream once per factor and chunk (a device-to-host read), so the mask is always built.
+    # the stream once per chunk (a device-to-host read), so the mask is always built.
     if not want_mask:
         mask = None
     elif a.is_cuda:
@@ -95,44 +116,48 @@ def _acosh_terms(xa_i: Tensor, yb_i: Tensor, floor: float, want_mask: bool, work
     return a, r, acosh, mask
 
 
+def _add_weighted(out: Tensor, d: Tensor, weights: Tensor) -> None:
+    """``out += sum_f weights[f] d[f]`` for a row block ``out`` (n, B2) and ``d`` (f, n, B2), as one
+    matrix-vector product (no (f, n, B2) temporary)."""
+    out.view(-1).addmv_(d.reshape(d.shape[0], -1).t(), weights)
+
+
 class _PairwiseProductDist(torch.autograd.Function):
     """(k, B1, d) x (k, B2, d) x (k,) -> (B1, B2); see the module docstring."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, y: Tensor, curv: Tensor, how: str, rows: int) -> Tensor:
+    def forward(ctx, x: Tensor, y: Tensor, curv: Tensor, how: str, factors: int, rows: int) -> Tensor:
         k = x.shape[0]
         _, _, xa, yb = _extended(x, y, curv)
         floor = 1.0 + eps_for(x.dtype)
-        inv_sqrt_c = curv.rsqrt().tolist()
+        inv_sqrt_c = curv.rsqrt()
         out = x.new_zeros(x.shape[1], y.shape[1]) if how != "linf" else x.new_full(
             (x.shape[1], y.shape[1]), -float("inf"))
-        work = _workspace(x, rows, y.shape[1])
-        for i in range(k):
-            for lo in range(0, x.shape[1], rows):
-                o = out[lo:lo + rows]
-                _, _, d, _ = _acosh_terms(xa[i, lo:lo + rows], yb[i], floor, False, work)
-                if how == "l1":
-                    o.add_(d, alpha=inv_sqrt_c[i] / k)
-                elif how == "l2":
-                    o.addcmul_(d, d, value=inv_sqrt_c[i] ** 2 / k)
-                else:
-                    torch.maximum(o, d.mul_(inv_sqrt_c[i]), out=o)
+        work = _workspace(x, factors, rows, y.shape[1])
+        for fs, sl in _chunks(k, x.shape[1], factors, rows):
+            d = _acosh_terms(xa[fs, sl], yb[fs], floor, False, work)[2]
+            if how == "l1":
+                _add_weighted(out[sl], d, inv_sqrt_c[fs] / k)
+            elif how == "l2":
+                _add_weighted(out[sl], d.mul_(d), inv_sqrt_c[fs] ** 2 / k)
+            else:
+                torch.maximum(out[sl], d.mul_(inv_sqrt_c[fs, None, None]).amax(0), out=out[sl])
         if how == "l2":
             out.sqrt_()
         ctx.save_for_backward(x, y, curv, out)
-        ctx.how, ctx.rows = how, rows
+        ctx.how, ctx.factors, ctx.rows = how, factors, rows
         return out
 
     @staticmethod
     def backward(ctx, g: Tensor):
         x, y, curv, out = ctx.saved_tensors
-        how, rows = ctx.how, ctx.rows
+        how, factors, rows = ctx.how, ctx.factors, ctx.rows
         k, b1, dim = x.shape
         xt, yt, xa, yb = _extended(x, y, curv)
         floor = 1.0 + eps_for(x.dtype)
-        c_list, inv_sqrt_c = curv.tolist(), curv.rsqrt().tolist()
-        chunks = [(i, lo) for i in range(k) for lo in range(0, b1, rows)]
-        work = _workspace(x, rows, y.shape[1])
+        inv_sqrt_c = curv.rsqrt()
+        chunks = _chunks(k, b1, factors, rows)
+        work = _workspace(x, factors, rows, y.shape[1])
         # Per-entry dL/dD_i, up to a factor-dependent part: l1 g/k; l2 g D_i/(k out); linf
         # g [D_i = out] / (number of maxima), ties split evenly as torch.amax does.
         if how == "l1":
@@ -142,40 +167,43 @@ class _PairwiseProductDist(torch.autograd.Function):
             gw = g / (k * torch.clamp(out, min=eps_for(out.dtype)))
         else:
             ties = torch.zeros_like(out)
-            for i, lo in chunks:
-                d = _acosh_terms(xa[i, lo:lo + rows], yb[i], floor, False, work)[2].mul_(inv_sqrt_c[i])
-                ties[lo:lo + rows] += d == out[lo:lo + rows]
+            for fs, sl in chunks:
+                d = _acosh_terms(xa[fs, sl], yb[fs], floor, False, work)[2].mul_(inv_sqrt_c[fs, None, None])
+                ties[sl] += (d == out[sl]).sum(0)
             gw = g / ties
         gx = torch.empty_like(x)
         g_cols = x.new_zeros(k, dim + 1, y.shape[1])                       # [-c x, c x_t]^T G
         gc_terms = x.new_zeros(k, 2)                                       # sum W D_i, sum G a
         gc_rows = x.new_zeros(k)                                           # sum_r (G y_t)_r / x_t
-        for i, lo in chunks:
-            sl = slice(lo, lo + rows)
-            a, r, d, mask = _acosh_terms(xa[i, sl], yb[i], floor, True, work)
-            d.mul_(inv_sqrt_c[i])                                          # D_i
+        for fs, sl in chunks:
+            a, r, d, mask = _acosh_terms(xa[fs, sl], yb[fs], floor, True, work)
+            isc = inv_sqrt_c[fs, None, None]
+            d.mul_(isc)                                                    # D_i
             w = gw[sl]
             if how == "l2":
                 w = w * d
             elif how == "linf":
                 w = w * (d == out[sl])
-            gc_terms[i, 0] += torch.dot(w.reshape(-1), d.reshape(-1))
+            if w.dim() == 2:                                               # shared by the chunk's factors
+                gc_terms[fs, 0] += torch.mv(d.reshape(d.shape[0], -1), w.reshape(-1))
+            else:
+                gc_terms[fs, 0] += (w * d).sum((1, 2))
             ga = r.mul_(w)                                                 # dL/da * sqrt(c)
             if mask is not None:
                 ga.masked_fill_(mask, 0.0)
             # 1/sqrt(c) applied to the (small) contractions rather than to the chunk.
-            g_rows = torch.mm(ga, yb[i]).mul_(inv_sqrt_c[i])               # [G y, G y_t, 0...]
-            g_cols[i].addmm_(xa[i, sl].t(), ga, alpha=inv_sqrt_c[i])
-            gy_r, gyt_r = g_rows[:, :dim], g_rows[:, dim]
-            xs, xts = x[i, sl], xt[i, sl]
-            gc_terms[i, 1] += c_list[i] * (xts @ gyt_r - (xs * gy_r).sum())
-            gc_rows[i] += (gyt_r / xts).sum()
-            gx[i, sl] = c_list[i] * (xs * (gyt_r / xts)[:, None] - gy_r)
+            g_rows = torch.bmm(ga, yb[fs]).mul_(isc)                       # [G y, G y_t, 0...]
+            g_cols[fs] += torch.bmm(xa[fs, sl].transpose(1, 2), ga).mul_(isc)
+            gy_r, gyt_r = g_rows[..., :dim], g_rows[..., dim]
+            xs, xts, c = x[fs, sl], xt[fs, sl], curv[fs]
+            gc_terms[fs, 1] += c * ((xts * gyt_r).sum(1) - (xs * gy_r).sum((1, 2)))
+            gc_rows[fs] += (gyt_r / xts).sum(1)
+            gx[fs, sl] = c[:, None, None] * (xs * (gyt_r / xts)[..., None] - gy_r)
         # With the c folded into [-c x, c x_t]: c (G^T x_t) = g_cols[:, d], -c (G^T x) = g_cols[:, :d].
         gy = y * (g_cols[:, dim] / yt)[..., None] + g_cols[:, :dim].transpose(1, 2)
         gc_cols = (g_cols[:, dim] / yt).sum(-1) / curv
         gc = -0.5 * gc_terms[:, 0] / curv + gc_terms[:, 1] / curv - 0.5 * (gc_rows + gc_cols) / curv
-        return gx, gy, gc, None, None
+        return gx, gy, gc, None, None, None
 
 
 def pairwise_product_dist(x: Tensor, y: Tensor, *, curv, how: str = "l1",
@@ -187,7 +215,7 @@ def pairwise_product_dist(x: Tensor, y: Tensor, *, curv, how: str = "l1",
         y: (B2, k, d) factored points.
         curv: float or (k,) per-factor curvatures.
         how: "l1" (mean over factors), "l2" or "linf".
-        chunk_elements: elements of one (rows, B2) work chunk of one factor; default by device.
+        chunk_elements: elements of one (factors, rows, B2) work chunk; default by device.
 
     Returns:
         (B1, B2) float32 (or float64 for float64 inputs) distances.
@@ -204,8 +232,8 @@ def pairwise_product_dist(x: Tensor, y: Tensor, *, curv, how: str = "l1",
     c = product.factor_curv(curv, k, x).to(x.dtype)
     if chunk_elements is None:
         chunk_elements = CUDA_CHUNK_ELEMENTS if x.is_cuda else CPU_CHUNK_ELEMENTS
-    rows = max(1, chunk_elements // max(1, y.shape[0]))
+    factors, rows = _plan(k, x.shape[0], y.shape[0], chunk_elements)
     with torch.autocast(device_type=x.device.type, enabled=False):
         # Factor-major contiguous copies: every chunk's matmul then reads contiguous memory.
         return _PairwiseProductDist.apply(x.transpose(0, 1).contiguous(), y.transpose(0, 1).contiguous(),
-                                          c.contiguous(), how, rows)
+                                          c.contiguous(), how, factors, rows)

@@ -47,4 +47,4 @@ lock: venv
 	$(PY) -m pip freeze --exclude-editable | grep -v '^hyplib' > requirements.lock
 
 clean-results:
-	rm -rf results/data results/train results/eval results/figures results/tables results/notebooks
+	rm -rf results/data results/train results/eval results/figures results/tables results/notebooks results/propositions.json

@@ -621,6 +621,8 @@ def test_fused_chunk_plan_blocks_factors_only_when_whole_rows_fit():
     assert _plan(64, 1024, 1024, 2 ** 20) == (1, 1024)      # one factor, all rows: 4 MiB
     assert _plan(64, 1024, 2048, 2 ** 20) == (1, 512)       # one factor, half the rows
     assert _plan(64, 64, 128, 2 ** 20) == (64, 64)          # every factor in one batched chunk
+    assert _plan(64, 64, 128, 2 ** 20, 2 ** 17) == (16, 64)  # blocks of factors that fit in L2
+    assert _plan(64, 1024, 1024, 2 ** 20, 2 ** 17) == (1, 1024)  # rows fit, a factor does not
     assert _plan(3, 5, 6, 60) == (2, 5)                     # factor blocks of 2, then 1
     assert _chunks(3, 5, 2, 5) == [(slice(0, 2), slice(0, 5)), (slice(2, 4), slice(0, 5))]
 

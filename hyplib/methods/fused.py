@@ -43,6 +43,9 @@ __all__ = ["pairwise_product_dist"]
 
 #: Elements of one (factors, rows, B2) chunk: 2**20 float32 = 4 MiB, so a chunk stays in cache.
 CPU_CHUNK_ELEMENTS = 2 ** 20
+#: Elements of one block of whole factors on CPU: 2**17 float32 = 512 KiB, so the three work
+#: buffers stay in a 1 MiB L2 (batch 64 x 128: 10 ms against 17 ms at 2**20, one thread).
+CPU_FACTOR_BLOCK_ELEMENTS = 2 ** 17
 #: On GPUs larger chunks keep kernels busy; memory stays bounded all the same.
 CUDA_CHUNK_ELEMENTS = 2 ** 26
 
@@ -65,17 +68,19 @@ def _extended(x: Tensor, y: Tensor, curv: Tensor):
     return xt, yt, xa, yb
 
 
-def _plan(k: int, b1: int, b2: int, chunk_elements: int) -> tuple[int, int]:
-    """Chunk shape ``(factors, rows)``: at most ``chunk_elements`` elements of the (k, B1, B2) work.
+def _plan(k: int, b1: int, b2: int, chunk_elements: int, block_elements: int | None = None) -> tuple[int, int]:
+    """Chunk shape ``(factors, rows)`` of the (k, B1, B2) work.
 
-    Large batches take one factor and a block of rows at a time. When every row of a factor
-    fits, a block of factors goes through one batched matmul: small batches would otherwise
-    spend their time launching k times as many tiny kernels.
+    Large batches take one factor and at most ``chunk_elements`` of its entries (a block of
+    rows) at a time. When every row of a factor fits, a block of factors of at most
+    ``block_elements`` entries (default ``chunk_elements``) goes through one batched matmul:
+    small batches would otherwise spend their time launching k times as many tiny kernels.
     """
     rows = max(1, chunk_elements // max(1, b2))
     if rows < b1:
         return 1, rows
-    return max(1, min(k, chunk_elements // max(1, b1 * b2))), b1
+    block = chunk_elements if block_elements is None else block_elements
+    return max(1, min(k, block // max(1, b1 * b2))), b1
 
 
 def _chunks(k: int, b1: int, factors: int, rows: int) -> list[tuple[slice, slice]]:
@@ -215,7 +220,8 @@ def pairwise_product_dist(x: Tensor, y: Tensor, *, curv, how: str = "l1",
         y: (B2, k, d) factored points.
         curv: float or (k,) per-factor curvatures.
         how: "l1" (mean over factors), "l2" or "linf".
-        chunk_elements: elements of one (factors, rows, B2) work chunk; default by device.
+        chunk_elements: elements of one (factors, rows, B2) work chunk; default by device (on
+            CPU 2**20 for a block of rows, 2**17 for a block of whole factors).
 
     Returns:
         (B1, B2) float32 (or float64 for float64 inputs) distances.
@@ -230,9 +236,11 @@ def pairwise_product_dist(x: Tensor, y: Tensor, *, curv, how: str = "l1",
     y = y.to(x.dtype)
     k = x.shape[1]
     c = product.factor_curv(curv, k, x).to(x.dtype)
+    block_elements = chunk_elements
     if chunk_elements is None:
         chunk_elements = CUDA_CHUNK_ELEMENTS if x.is_cuda else CPU_CHUNK_ELEMENTS
-    factors, rows = _plan(k, x.shape[0], y.shape[0], chunk_elements)
+        block_elements = CUDA_CHUNK_ELEMENTS if x.is_cuda else CPU_FACTOR_BLOCK_ELEMENTS
+    factors, rows = _plan(k, x.shape[0], y.shape[0], chunk_elements, block_elements)
     with torch.autocast(device_type=x.device.type, enabled=False):
         # Factor-major contiguous copies: every chunk's matmul then reads contiguous memory.
         return _PairwiseProductDist.apply(x.transpose(0, 1).contiguous(), y.transpose(0, 1).contiguous(),

@@ -65,13 +65,16 @@ def gemm_flops(method, emb: Embeddings) -> int:
 
 
 def log_floor(entries: int, reps: int) -> float:
-    """Median seconds of one in-place ``log`` over ``entries`` float32 values, in 2**20-sized chunks."""
-    chunk = torch.rand(2 ** 20) + 1.0
+    """Median seconds of one in-place ``log`` over ``entries`` float32 values, in 2**20-sized chunks
+    (and one shorter chunk for the remainder, so small batches get a floor too)."""
+    chunk = torch.rand(min(entries, 2 ** 20)) + 1.0
+    full, rest = divmod(entries, chunk.numel())
+    parts = [chunk] * full + ([chunk[:rest]] if rest else [])
     times = []
     for i in range(reps + 1):
         t0 = time.perf_counter()
-        for _ in range(entries // chunk.numel()):
-            chunk.log_().add_(1.0)  # keep the argument >= 1 so every pass does the same work
+        for part in parts:
+            part.log_().add_(1.0)  # keep the argument >= 1 so every pass does the same work
         if i:
             times.append(time.perf_counter() - t0)
     return statistics.median(times)

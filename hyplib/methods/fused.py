@@ -41,7 +41,7 @@ from hyplib.lorentz import eps_for
 
 __all__ = ["pairwise_product_dist"]
 
-#: Elements of one (factors, rows, B2) chunk: 2**20 float32 = 4 MiB, so a chunk stays in cache.
+#: Elements of one chunk of a factor's rows on CPU: 2**20 float32 = 4 MiB, so a chunk stays in L3.
 CPU_CHUNK_ELEMENTS = 2 ** 20
 #: Elements of one block of whole factors on CPU: 2**17 float32 = 512 KiB, so the three work
 #: buffers stay in a 1 MiB L2 (batch 64 x 128: 10 ms against 17 ms at 2**20, one thread).

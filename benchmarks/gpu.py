@@ -47,6 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=10, help="timed steps per method")
     p.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--loss-batch", type=int, default=1024, help="batch of the PHyCLIP objective timing")
+    p.add_argument("--compile", action="store_true",
+                   help="every method (baselines too) with train.compile = true: objective and lift compiled")
     return p.parse_args(argv)
 
 
@@ -65,13 +67,18 @@ def _peak(device: torch.device) -> float:
     return float(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else float("nan")
 
 
-def measure_step(label: str, model_cfg: dict, batch_size: int, steps: int, device, precision) -> tuple[float, float]:
-    """Seconds per training step and peak bytes of method ``label``."""
-    runner, model = make_runner(label, model_cfg, device, precision)
+def measure_step(label: str, model_cfg: dict, batch_size: int, steps: int, device, precision,
+                 compile: bool = False) -> tuple[float, float]:
+    """Seconds per training step and peak bytes of method ``label`` (``compile``: train.compile)."""
+    runner, model = make_runner(label, model_cfg, device, precision, compile)
     batch = random_batch(model_cfg, runner.method.uses_boxes, batch_size, device)
-    for _ in range(2):  # warm-up: kernels, allocator, AdamW state
+    for _ in range(3 if compile else 2):  # warm-up: compilation, kernels, allocator, AdamW state
         runner.backward_step(runner.forward(batch)[0])
     _sync(device)
+    for part in ("loss", "lift") if compile else ():
+        failure = getattr(runner.method, part).failure
+        if failure is not None:
+            print(f"  {label}.{part} runs eagerly: compiling failed ({type(failure).__name__})", flush=True)
     _reset_peak(device)
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -138,10 +145,13 @@ def main(argv=None) -> int:
     model_cfg = resolve_config(str(ROOT / "config/runs/default.yaml"))["model"] if args.tiny else GPU_MODEL
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{name}: {'tiny towers' if args.tiny else 'ViT-S/16'}, batch {args.batch}, {args.precision} "
-          f"autocast, {args.steps} timed steps per method")
-    steps = {label: measure_step(label, model_cfg, args.batch, args.steps, device, args.precision)
-             for label in bench_labels(args.methods)}
-    print("\n".join(build_table(steps)))
+          f"autocast, {args.steps} timed steps per method, objective and lift "
+          f"{'compiled (train.compile)' if args.compile else 'eager'}", flush=True)
+    steps = {}
+    for label in bench_labels(args.methods):
+        steps[label] = measure_step(label, model_cfg, args.batch, args.steps, device, args.precision, args.compile)
+        print(f"  {label}: {1000 * steps[label][0]:.1f} ms", flush=True)
+    print("\n".join(build_table(steps)), flush=True)
     value, seconds, peak = measure_phyclip_loss(args.loss_batch, device)
     print(f"phyclip objective at batch {args.loss_batch} (64 x 8 factors): loss {value:.4f}, forward+backward "
           f"{1000 * seconds:.1f} ms, peak {peak / 2 ** 30:.2f} GiB")

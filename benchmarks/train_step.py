@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from hyplib import methods, models
+from hyplib.training.compiled import compile_method
 from hyplib.training.config import resolve_config
 from hyplib.training.schedule import build_optimizer
 from hyplib.training.step import StepRunner
@@ -59,8 +60,12 @@ def method_for(label: str):
     return methods.get(name, **overrides)
 
 
-def make_runner(name: str, model_cfg: dict, device, precision: str) -> tuple[StepRunner, torch.nn.Module]:
+def make_runner(name: str, model_cfg: dict, device, precision: str,
+                compile: bool = False) -> tuple[StepRunner, torch.nn.Module]:
+    """The loop's step for bench label ``name``; ``compile``: as ``train.compile = true``."""
     method = method_for(name)
+    if compile:
+        method = compile_method(method)
     torch.manual_seed(0)
     model = models.build_model(model_cfg, method).to(device).train()
     train_cfg = resolve_config({})["train"]

@@ -78,8 +78,9 @@ def _full_precision(fn):
 
 def _check_curv(curv) -> None:
     if isinstance(curv, Tensor):
-        # A device sync would stall the training loop; CPU tensors (configs, tests) are checked.
-        if curv.device.type == "cpu" and not bool(torch.all(curv > 0)):
+        # A device sync would stall the training loop, and a traced graph (train.compile) would
+        # break on it; eager CPU tensors (configs, tests) are checked.
+        if curv.device.type == "cpu" and not torch.compiler.is_compiling() and not bool(torch.all(curv > 0)):
             raise ValueError(f"curv must be positive, got a tensor with min {curv.min().item()}")
     elif isinstance(curv, Real):
         if not curv > 0:

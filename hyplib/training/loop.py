@@ -37,6 +37,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
+from .compiled import compile_method
 from .config import ConfigError, diff_configs, dump_yaml
 from .distributed import DistInfo, all_true, barrier, broadcast_object, setup, unused_parameters, wrap_ddp
 from .logging import JsonlLogger, model_scalars, postfix, terms_finite, to_number
@@ -251,6 +252,10 @@ class _Run:
         self.global_batch = t_cfg["batch_size"]
         seed_everything(cfg["seed"])
         self.module = parts.build_model().to(info.device).train()
+        self.method = parts.method
+        if t_cfg["compile"]:
+            self.method = compile_method(parts.method)
+            self.module.method = self.method  # the model lifts with the compiled method too
         self.optimizer = build_optimizer(parts.param_groups(self.module, t_cfg["weight_decay"]), t_cfg,
                                          info.device)
         self.sched = WarmupCosine(self.optimizer, base_lr=t_cfg["lr"], warmup=t_cfg["warmup_steps"],
@@ -273,7 +278,7 @@ class _Run:
             self.batches = itertools.chain([first], self.batches)
             unused = unused_parameters(self.module, parts.method, to_device(first, info.device))
             model = wrap_ddp(self.module, info, unused)
-        self.runner = StepRunner(model, parts.method, self.optimizer, device=info.device,
+        self.runner = StepRunner(model, self.method, self.optimizer, device=info.device,
                                  precision=t_cfg["precision"], grad_clip=t_cfg["grad_clip"],
                                  gather=t_cfg["gather"], accum_steps=t_cfg["accum_steps"])
         self.terms: dict = dict(state.get("terms", {})) if state is not None else {}

@@ -1,0 +1,126 @@
+"""train.compile: the compiled objective and lift against eager, and the eager fallback."""
+import pytest
+import torch
+
+from hyplib import methods, models
+from hyplib.training import compiled
+from hyplib.training.compiled import CompiledOrEager, compile_method
+from hyplib.training.config import ConfigError, resolve_config
+
+TINY = dict(image_size=16, patch_size=8, vision_width=32, vision_layers=1, vision_heads=2, text_width=32,
+            text_layers=1, text_heads=2, context_length=16, embed_dim=32)
+CUDA = torch.cuda.is_available()
+
+
+def _batch(uses_boxes: bool, n: int, device) -> dict:
+    g = torch.Generator().manual_seed(0)
+    vision, text = models.tower_configs(TINY, 32)
+    size, length = vision.image_size, text.context_length
+    out = {"image": torch.randn(n, 3, size, size, generator=g),
+           "text": torch.randint(1, 49000, (n, length), generator=g)}
+    if uses_boxes:
+        out["image_box"] = torch.randn(n, 3, size, size, generator=g)
+        out["text_box"] = torch.randint(1, 49000, (n, length), generator=g)
+    return {k: v.to(device) for k, v in out.items()}
+
+
+def _loss_and_grads(name: str, compile: bool, device) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Loss and parameter gradients of one step of method ``name`` from a fixed seed."""
+    method = methods.get(name, embed_dim=32) if name != "phyclip" else methods.get(name, k=4, d=8)
+    torch.manual_seed(0)
+    model = models.build_model(TINY, method).to(device)
+    if compile:
+        model.method = method = compile_method(method)
+    loss = method.loss(model(_batch(method.uses_boxes, 8, device)))["loss"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return loss.detach(), [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+
+
+def _assert_close(a, b, rtol, atol):
+    (la, ga), (lb, gb) = a, b
+    torch.testing.assert_close(la, lb, rtol=rtol, atol=atol)
+    for x, y in zip(ga, gb):
+        torch.testing.assert_close(x, y, rtol=rtol, atol=atol)
+
+
+def test_compile_is_a_boolean_runtime_key():
+    assert resolve_config({})["train"]["compile"] is False
+    with pytest.raises(ConfigError, match=r"train\.compile"):
+        resolve_config({"train": {"compile": "yes"}})
+
+
+def test_a_failing_compiler_warns_once_and_runs_eagerly(monkeypatch):
+    """No compiler (or a failing one): the first call warns with the error, values are eager's."""
+    calls = []
+
+    def broken_compile(fn, **kwargs):
+        def run(*args, **kw):
+            calls.append(kwargs)
+            raise RuntimeError("no C++ compiler found\nsecond line")
+        return run
+
+    monkeypatch.setattr(compiled.torch, "compile", broken_compile)
+    ref = _loss_and_grads("meru", False, torch.device("cpu"))
+    with pytest.warns(RuntimeWarning, match=r"compiling meru\.(lift|loss) failed \(RuntimeError: no C\+\+ "
+                                            r"compiler found\); running it eagerly"):
+        out = _loss_and_grads("meru", True, torch.device("cpu"))
+    _assert_close(out, ref, rtol=0, atol=0)
+    assert calls and all(c == {"dynamic": False} for c in calls)
+
+
+def test_an_error_eager_raises_too_is_raised_as_such():
+    def bad(x):
+        raise ValueError("curv must be positive")
+
+    wrapped = CompiledOrEager(bad, "bad")
+    with pytest.raises(ValueError, match="curv must be positive"):
+        wrapped(torch.ones(1))
+
+
+def test_compile_method_leaves_the_original_eager():
+    method = methods.get("meru")
+    out = compile_method(method)
+    assert isinstance(out.loss, CompiledOrEager) and isinstance(out.lift, CompiledOrEager)
+    assert not isinstance(method.loss, CompiledOrEager) and out.defaults == method.defaults
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["meru", "phyclip"])
+def test_compiled_objective_matches_eager_on_cpu(name):
+    """Inductor's CPU backend (tens of seconds to compile on 2 cores): same loss and gradients."""
+    device = torch.device("cpu")
+    out = _loss_and_grads(name, True, device)
+    _assert_close(out, _loss_and_grads(name, False, device), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs CUDA: the Triton path of train.compile")
+@pytest.mark.parametrize("name", methods.names())
+def test_compiled_objective_matches_eager_on_cuda(name):
+    device = torch.device("cuda")
+    out = _loss_and_grads(name, True, device)
+    _assert_close(out, _loss_and_grads(name, False, device), rtol=1e-4, atol=1e-5)
+
+
+def test_the_loop_trains_through_the_compiled_method(monkeypatch, tmp_path):
+    """train.compile = true hands the loop's loss and the model's lift to torch.compile."""
+    from test_train_loop import cfg_for, parts_for
+
+    from hyplib.training.logging import read_log
+    from hyplib.training.loop import fit
+
+    seen = []
+
+    def spy_compile(fn, **kwargs):
+        def run(*args, **kw):
+            seen.append(fn.__name__)
+            return fn(*args, **kw)
+        return run
+
+    monkeypatch.setattr(compiled.torch, "compile", spy_compile)
+    fit(cfg_for("meru", steps=2, compile=True), tmp_path / "c", parts_for("meru"))
+    assert seen.count("loss") == 2 and seen.count("lift") >= 4  # two steps, two modalities each
+    fit(cfg_for("meru", steps=2), tmp_path / "e", parts_for("meru"))
+    losses = [[r["loss"] for r in read_log(tmp_path / d / "log.jsonl")] for d in ("c", "e")]
+    assert losses[0] == losses[1]

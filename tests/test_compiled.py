@@ -38,10 +38,17 @@ def _loss_and_grads(name: str, compile: bool, device) -> tuple[torch.Tensor, lis
 
 
 def _assert_close(a, b, rtol, atol):
+    """Equal losses; each parameter's gradient equal up to ``rtol`` of its norm (plus ``atol``).
+
+    Fused kernels reorder sums, and on CUDA the towers' backward accumulates with atomics, so an
+    entry near zero may differ by more than ``rtol`` of itself; a gradient's error is measured
+    against the whole tensor, as an optimiser step sees it.
+    """
     (la, ga), (lb, gb) = a, b
     torch.testing.assert_close(la, lb, rtol=rtol, atol=atol)
-    for x, y in zip(ga, gb):
-        torch.testing.assert_close(x, y, rtol=rtol, atol=atol)
+    for i, (x, y) in enumerate(zip(ga, gb)):
+        err, scale = torch.linalg.vector_norm(x - y).item(), torch.linalg.vector_norm(y).item()
+        assert err <= rtol * scale + atol, f"parameter {i}: |grad error| {err:.3g} against |grad| {scale:.3g}"
 
 
 def test_compile_is_a_boolean_runtime_key():
@@ -91,7 +98,7 @@ def test_compiled_objective_matches_eager_on_cpu(name):
     """Inductor's CPU backend (tens of seconds to compile on 2 cores): same loss and gradients."""
     device = torch.device("cpu")
     out = _loss_and_grads(name, True, device)
-    _assert_close(out, _loss_and_grads(name, False, device), rtol=1e-4, atol=1e-6)
+    _assert_close(out, _loss_and_grads(name, False, device), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.gpu
@@ -100,7 +107,7 @@ def test_compiled_objective_matches_eager_on_cpu(name):
 def test_compiled_objective_matches_eager_on_cuda(name):
     device = torch.device("cuda")
     out = _loss_and_grads(name, True, device)
-    _assert_close(out, _loss_and_grads(name, False, device), rtol=1e-4, atol=1e-5)
+    _assert_close(out, _loss_and_grads(name, False, device), rtol=1e-4, atol=1e-6)
 
 
 def test_the_loop_trains_through_the_compiled_method(monkeypatch, tmp_path):

@@ -270,8 +270,16 @@ def pairwise_dist(x: Tensor, y: Tensor, *, curv) -> Tensor:
     exact there.
     """
     xb, yb, c, lead = _batched(x, y, curv)
-    out = _PairwiseDist.apply(xb, yb, c)
+    out = _pairwise_dist_eager(xb, yb, c)
     return out.reshape(*lead, out.shape[-2], out.shape[-1])
+
+
+@torch.compiler.disable
+def _pairwise_dist_eager(xb: Tensor, yb: Tensor, c: Tensor) -> Tensor:
+    # Kept out of torch.compile graphs (train.compile): its kernels are fused by hand already,
+    # and inductor's CUDA code for it (torch 2.11) gave wrong gradients for x, with the forward
+    # right (measured on an H200: tests/test_compiled.py); the CPU backend agreed with eager.
+    return _PairwiseDist.apply(xb, yb, c)
 
 
 @_full_precision

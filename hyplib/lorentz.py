@@ -270,16 +270,14 @@ def pairwise_dist(x: Tensor, y: Tensor, *, curv) -> Tensor:
     exact there.
     """
     xb, yb, c, lead = _batched(x, y, curv)
-    out = _pairwise_dist_eager(xb, yb, c)
+    out = _pairwise_dist_kernel(xb, yb, c)
     return out.reshape(*lead, out.shape[-2], out.shape[-1])
 
 
-@torch.compiler.disable
-def _pairwise_dist_eager(xb: Tensor, yb: Tensor, c: Tensor) -> Tensor:
-    # Kept out of torch.compile graphs (train.compile): its kernels are fused by hand already,
-    # and inductor's CUDA code for it (torch 2.11) gave wrong gradients for x, with the forward
-    # right (measured on an H200: tests/test_compiled.py); the CPU backend agreed with eager.
-    return _PairwiseDist.apply(xb, yb, c)
+#: The all-pairs kernel :func:`pairwise_dist` calls (read at each call). ``train.compile``
+#: (:mod:`hyplib.training.compiled`) replaces it with a copy that ``torch.compile`` leaves out of
+#: its graphs; wrapping it here would import ``torch._dynamo`` (2 s) with every ``hyplib`` import.
+_pairwise_dist_kernel = _PairwiseDist.apply
 
 
 @_full_precision

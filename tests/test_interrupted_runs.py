@@ -181,3 +181,34 @@ def test_training_log_is_no_declared_output():
     resumed run must survive, so no rule declares log.jsonl (final.pt stands for it)."""
     for rule in (ROOT / "workflow" / "rules").glob("*.smk"):
         assert "log.jsonl\"," not in rule.read_text().replace("'", '"').split("params:")[0], rule.name
+
+
+def test_papermill_wrapper_answers_help_and_usage_errors(capsys):
+    from hyplib import papermill_retry
+
+    assert papermill_retry.main(["--help"]) == 0
+    assert "NOTEBOOK_PATH" in capsys.readouterr().out
+    assert papermill_retry.main(["--no-such-option"]) == 2
+    assert "No such option '--no-such-option'" in capsys.readouterr().err
+
+
+def test_papermill_wrapper_skips_the_iri_parser_and_nbformat_still_validates(tmp_path):
+    """The skipped import only removes jsonschema's ``iri`` check; notebooks still validate."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from hyplib.papermill_retry import skip_unused_format_parser\n"
+            "skip_unused_format_parser()\n"
+            "import jsonschema, nbformat\n"
+            "assert 'iri' not in jsonschema.FormatChecker().checkers\n"
+            "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1')])\n"
+            "nbformat.validate(nb)\n"
+            "bad = nbformat.v4.new_notebook(); bad.cells = [{'cell_type': 'code'}]\n"
+            "try:\n"
+            "    nbformat.validate(bad)\n"
+            "except nbformat.ValidationError:\n"
+            "    print('invalid caught')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "invalid caught"

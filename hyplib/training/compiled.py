@@ -17,7 +17,9 @@ import warnings
 
 import torch
 
-__all__ = ["CompiledOrEager", "compile_method"]
+from hyplib import lorentz
+
+__all__ = ["CompiledOrEager", "compile_method", "keep_hand_written_kernels_eager"]
 
 
 class CompiledOrEager:
@@ -46,12 +48,24 @@ class CompiledOrEager:
         return self.eager(*args, **kwargs)
 
 
+def keep_hand_written_kernels_eager() -> None:
+    """Run :func:`hyplib.lorentz.pairwise_dist`'s hand-written forward and backward outside the
+    compiled graphs (a graph break around it). Inductor's CUDA code for it (PyTorch 2.11) gave
+    gradients for ``x`` off by about their own size with the forward right, measured on an H200
+    (``tests/test_compiled.py``); its CPU code agreed with eager. Its kernels are fused by hand."""
+    if not getattr(lorentz._pairwise_dist_kernel, "_hyplib_eager", False):
+        kernel = torch.compiler.disable(lorentz._PairwiseDist.apply)
+        kernel._hyplib_eager = True
+        lorentz._pairwise_dist_kernel = kernel
+
+
 def compile_method(method):
     """A shallow copy of ``method`` whose ``loss`` and ``lift`` are :class:`CompiledOrEager`.
 
     Shapes are static (``dynamic=False``): a training run feeds one batch shape, and a new shape
-    compiles once more.
+    compiles once more. See :func:`keep_hand_written_kernels_eager` for what stays eager.
     """
+    keep_hand_written_kernels_eager()
     out = copy.copy(method)
     for name in ("loss", "lift"):
         setattr(out, name, CompiledOrEager(getattr(method, name), f"{method.name}.{name}", dynamic=False))

@@ -30,7 +30,6 @@ if "MPLBACKEND" not in os.environ and "ipykernel" not in sys.modules:
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
@@ -38,12 +37,16 @@ from hyplib import lorentz  # noqa: E402
 from hyplib.paths import resolve  # noqa: E402
 
 __all__ = [
-    "COLORS", "set_style", "savefig", "disk_axes", "from_poincare", "frame_exp", "polar_point",
+    "COLORBLIND", "COLORS", "set_style", "savefig", "disk_axes", "from_poincare", "frame_exp", "polar_point",
     "polar_coords", "poincare_disk", "plot_points", "plot_geodesic", "plot_cone", "cone_boundary",
     "disk_grid", "descent_field", "plot_field",
 ]
 
-_PALETTE = sns.color_palette("colorblind")
+#: seaborn's "colorblind" palette as RGB triples (``sns.color_palette("colorblind")``), spelled
+#: out so that importing this module (every evaluation job) does not import seaborn (1.3 s).
+COLORBLIND = tuple(matplotlib.colors.to_rgb(h) for h in (
+    "#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9"))
+_PALETTE = COLORBLIND
 #: Fixed colours so every figure draws the same thing the same way.
 COLORS = {
     "image": _PALETTE[0], "text": _PALETTE[1], "box": _PALETTE[2], "other": _PALETTE[4],
@@ -54,6 +57,8 @@ COLORS = {
 # --------------------------------------------------------------------------- style and saving
 def set_style(context: str = "paper", font_scale: float = 1.1) -> None:
     """Seaborn theme shared by all figures: white grid, colour-blind palette, Type 42 fonts."""
+    import seaborn as sns
+
     sns.set_theme(context=context, style="whitegrid", palette="colorblind", font_scale=font_scale)
     matplotlib.rcParams.update({
         "figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight",

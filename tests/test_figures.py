@@ -304,3 +304,19 @@ def test_generated_files_are_up_to_date():
              if not p.is_file() or p.read_text() != text]
     assert not stale, f"regenerate with `python scripts/make_figure_notebooks.py`: {stale}"
     assert gen.rst_escape("|x| *a*") == "\\|x\\| \\*a\\*"
+
+
+def test_colorblind_palette_is_seaborns_and_seaborn_loads_only_for_drawing():
+    import subprocess
+    import sys
+
+    import seaborn as sns
+
+    from hyplib import plotting
+
+    assert plotting.COLORBLIND == tuple(tuple(c) for c in sns.color_palette("colorblind"))
+    code = ("import sys\nfrom hyplib import figures, plotting\n"
+            "assert 'seaborn' not in sys.modules\n"
+            "plotting.set_style()\nassert 'seaborn' in sys.modules\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr

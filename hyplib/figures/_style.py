@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import seaborn as sns
 
 from hyplib import plotting
 from hyplib.figures.runs import METHOD_LABELS, METHOD_ORDER
 
-_PALETTE = sns.color_palette("colorblind", 10)
+_PALETTE = plotting.COLORBLIND
 #: One colour per method, fixed across figures (variants share their method's colour).
 METHOD_COLORS = dict(zip(METHOD_ORDER, (_PALETTE[7], _PALETTE[0], _PALETTE[2], _PALETTE[3], _PALETTE[4],
                                          _PALETTE[5])))

@@ -151,6 +151,7 @@ def test_resume_with_different_config_refuses_listing_keys(tmp_path):
     msg = str(info.value)
     assert "train.lr: 0.0005 -> 0.001" in msg and "train.grad_clip: None -> 1.0" in msg
     assert "train.steps" not in msg
+    assert "make clean-results" in msg and "results_dir" in msg  # the workflow's usual cause, named
     # keys that cannot change the weights may differ
     out = fit(cfg_for("meru", progress=True, log_every=3), tmp_path, parts_for("meru"))
     assert out["completed"] and out["resumed_from"].endswith("step_0000002.pt")

@@ -144,7 +144,9 @@ def _find_resume(cfg: dict, run_dir: Path, info: DistInfo) -> tuple[Path | None,
         raise ResumeConfigError(
             f"{run_dir} holds a checkpoint ({path.name}) made with a different configuration; "
             f"refusing to resume. Keys that differ (saved -> new):\n  " + "\n  ".join(diff)
-            + "\nUse a new run directory, or the saved configuration (run_dir/config.yaml).")
+            + "\nUse a new run directory, or the saved configuration (run_dir/config.yaml). From the "
+            "workflow: `make quick` and `make reproduce` write the same run names under results/, so "
+            "run `make clean-results` between them, or give one config its own results_dir.")
     finished = state["step"] >= cfg["train"]["steps"] and (run_dir / "final.pt").is_file()
     if state["world_size"] != info.world_size and not finished:  # a finished run is only read
         raise ResumeConfigError(

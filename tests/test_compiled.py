@@ -16,15 +16,9 @@ CUDA = torch.cuda.is_available()
 
 
 def _batch(uses_boxes: bool, n: int, device) -> dict:
-    g = torch.Generator().manual_seed(0)
-    vision, text = models.tower_configs(TINY, 32)
-    size, length = vision.image_size, text.context_length
-    out = {"image": torch.randn(n, 3, size, size, generator=g),
-           "text": torch.randint(1, 49000, (n, length), generator=g)}
-    if uses_boxes:
-        out["image_box"] = torch.randn(n, 3, size, size, generator=g)
-        out["text_box"] = torch.randint(1, 49000, (n, length), generator=g)
-    return {k: v.to(device) for k, v in out.items()}
+    from test_benchmarks import _load
+
+    return _load("train_step").random_batch(TINY, uses_boxes, n, device)
 
 
 def _loss_and_grads(name: str, compile: bool, device, strict: bool = True) -> tuple[torch.Tensor, list]:

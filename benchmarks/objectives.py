@@ -17,7 +17,7 @@ Targets (issue 18), each checked within this one run and printed as ok/MISS:
   ``(time / time_clip) / (flops / flops_clip) <= 1.5``;
 * PHyCLIP's forward + backward within ``--floor-target`` (2) x its log-pass floor.
 
-Usage: ``OMP_NUM_THREADS=1 python benchmarks/objectives.py [--batch 1024] [--reps 5]``
+Usage: ``OMP_NUM_THREADS=1 python benchmarks/objectives.py [--batch 1024] [--reps 5] [--compile]``
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hyplib import methods
 from hyplib.methods import Embeddings
+from hyplib.training.compiled import compile_method
 
 
 def make_embeddings(method, batch: int, dim: int, seed: int = 0) -> Embeddings:
@@ -87,16 +88,20 @@ def main(argv=None) -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--per-flop-target", type=float, default=1.5)
     parser.add_argument("--floor-target", type=float, default=2.0)
+    parser.add_argument("--compile", action="store_true",
+                        help="time every objective (CLIP's too) as train.compile = true runs it; the warm-up "
+                             "run compiles")
     args = parser.parse_args(argv)
     entries = [(n, {}) for n in methods.names()] + [("atmg", {"variant": "code"})]
     print(f"objective forward+backward, batch {args.batch}, embed {args.dim} (phyclip 64x8), "
-          f"CPU threads {torch.get_num_threads()}, median of {args.reps}")
+          f"CPU threads {torch.get_num_threads()}, median of {args.reps}, "
+          f"{'compiled (train.compile)' if args.compile else 'eager'}")
     results, flops = {}, {}
     for name, overrides in entries:
         method = methods.get(name, **overrides)
         label = name + "".join(f":{v}" for v in overrides.values())
         emb = make_embeddings(method, args.batch, args.dim)
-        results[label] = time_objective(method, emb, args.reps)
+        results[label] = time_objective(compile_method(method) if args.compile else method, emb, args.reps)
         flops[label] = gemm_flops(method, emb)
     base = results["clip"]
     k = methods.get("phyclip").defaults["k"]

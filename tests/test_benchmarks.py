@@ -72,8 +72,11 @@ def test_gpu_cpu_smoke_run_prints_every_row(capsys):
     gpu = _load("gpu")
     assert gpu.main(["--device", "cpu", "--tiny", "--precision", "fp32", "--batch", "4", "--steps", "1",
                      "--methods", "meru", "hycoclip", "--loss-batch", "8"]) == 0
-    out = capsys.readouterr().out
-    labels = [line.split()[0] for line in out.splitlines()[2:-1]]
-    assert labels == ["clip", "clip+boxes", "meru", "hycoclip"]
+    lines = capsys.readouterr().out.splitlines()
+    progress = [line.split(":")[0].strip() for line in lines[1:] if line.startswith("  ")]
+    head = next(i for i, line in enumerate(lines) if line.startswith("method"))
+    labels = [line.split()[0] for line in lines[head + 1:-1]]
+    assert labels == progress == ["clip", "clip+boxes", "meru", "hycoclip"]
+    out = "\n".join(lines)
     loss = float(out.splitlines()[-1].split("loss ")[1].split(",")[0])
     assert loss > 0 and torch.isfinite(torch.tensor(loss))

@@ -41,9 +41,9 @@ class CompiledOrEager:
             except Exception as exc:  # noqa: BLE001 - any compiler error; eager re-raises real ones
                 out = self.eager(*args, **kwargs)
                 self.failure = exc
+                first_line = next(iter(str(exc).strip().splitlines()), "")
                 warnings.warn(f"train.compile: compiling {self.label} failed ({type(exc).__name__}: "
-                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
-                              f"running it eagerly", RuntimeWarning, stacklevel=2)
+                              f"{first_line}); running it eagerly", RuntimeWarning, stacklevel=2)
                 return out
         return self.eager(*args, **kwargs)
 

@@ -11,6 +11,11 @@ CLIP's whole objective. For PHyCLIP it also times one ``log`` pass over its per-
 distances (3 matrices x k x B x B entries): a floor no implementation of the product-distance
 logits can go under, since each entry needs at least one logarithm.
 
+PHyCLIP's l1 distance runs in the C kernel of :mod:`hyplib.native.product_dist` where it is built
+(the row ``phyclip``); the row ``phyclip:torch`` times the same objective on the chunked PyTorch
+path (``hyplib.methods.fused``) for comparison. GEMM FLOPs are those of the formulation, counted
+on the PyTorch path for both rows (the kernel's multiply-adds are invisible to the counter).
+
 Targets (issue 18), each checked within this one run and printed as ok/MISS:
 
 * every method's objective time per GEMM FLOP within ``--per-flop-target`` (1.5) x CLIP's, i.e.
@@ -22,6 +27,7 @@ Usage: ``OMP_NUM_THREADS=1 python benchmarks/objectives.py [--batch 1024] [--rep
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -30,7 +36,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hyplib import methods
 from hyplib.methods import Embeddings
+from hyplib.native import product_dist as native_product_dist
 from hyplib.training.compiled import compile_method
+
+#: Rows timed on the PyTorch path with the C kernel turned off.
+TORCH_PATH = "torch"
 
 
 def make_embeddings(method, batch: int, dim: int, seed: int = 0) -> Embeddings:
@@ -59,8 +69,9 @@ def time_objective(method, emb: Embeddings, reps: int) -> float:
 
 
 def gemm_flops(method, emb: Embeddings) -> int:
-    """Matrix-multiply FLOPs of one ``loss(emb).backward()``."""
-    with FlopCounterMode(display=False) as counter:
+    """Matrix-multiply FLOPs of one ``loss(emb).backward()``, on the PyTorch path (the C kernel's
+    work is the same formulation, but the counter cannot see it)."""
+    with FlopCounterMode(display=False) as counter, native_product_dist.turned_off():
         method.loss(emb)["loss"].backward()
     return counter.get_total_flops()
 
@@ -93,15 +104,22 @@ def main(argv=None) -> None:
                              "run compiles")
     args = parser.parse_args(argv)
     entries = [(n, {}) for n in methods.names()] + [("atmg", {"variant": "code"})]
+    if native_product_dist.available():
+        entries.append(("phyclip", {"path": TORCH_PATH}))
     print(f"objective forward+backward, batch {args.batch}, embed {args.dim} (phyclip 64x8), "
           f"CPU threads {torch.get_num_threads()}, median of {args.reps}, "
           f"{'compiled (train.compile)' if args.compile else 'eager'}")
+    print("phyclip distance: " + ("C kernel (hyplib.native.product_dist); phyclip:torch is the PyTorch path"
+                                  if native_product_dist.available() else
+                                  f"PyTorch path (C kernel unavailable: {native_product_dist.unavailable_reason()})"))
     results, flops = {}, {}
     for name, overrides in entries:
+        on_torch_path = overrides.pop("path", None) == TORCH_PATH
         method = methods.get(name, **overrides)
-        label = name + "".join(f":{v}" for v in overrides.values())
+        label = name + "".join(f":{v}" for v in overrides.values()) + (f":{TORCH_PATH}" if on_torch_path else "")
         emb = make_embeddings(method, args.batch, args.dim)
-        results[label] = time_objective(compile_method(method) if args.compile else method, emb, args.reps)
+        with native_product_dist.turned_off() if on_torch_path else contextlib.nullcontext():
+            results[label] = time_objective(compile_method(method) if args.compile else method, emb, args.reps)
         flops[label] = gemm_flops(method, emb)
     base = results["clip"]
     k = methods.get("phyclip").defaults["k"]
@@ -112,6 +130,8 @@ def main(argv=None) -> None:
     print(f"phyclip floor: one log pass over 3 x ({k}, {args.batch}, {args.batch}) per-factor distances "
           f"= {1000 * floor:.1f} ms = {floor / base:.2f}x clip; phyclip = {ratio:.2f}x its floor "
           f"(target <= {args.floor_target:g}: {'ok' if ratio <= args.floor_target else 'MISS'})")
+    if f"phyclip:{TORCH_PATH}" in results:
+        print(f"phyclip:{TORCH_PATH} (PyTorch path) = {results[f'phyclip:{TORCH_PATH}'] / floor:.2f}x the floor")
 
 
 def table(seconds: dict[str, float], flops: dict[str, int], target: float) -> list[str]:

@@ -38,6 +38,7 @@ from torch import Tensor
 
 from hyplib import product
 from hyplib.lorentz import eps_for
+from hyplib.native import product_dist as native_product_dist
 
 __all__ = ["pairwise_product_dist"]
 
@@ -211,9 +212,29 @@ class _PairwiseProductDist(torch.autograd.Function):
         return gx, gy, gc, None, None, None
 
 
+def _use_native(native: bool | None, x: Tensor, how: str) -> bool:
+    """Whether the C kernel computes this call; ``native=True`` where it cannot is an error."""
+    applies = (how == "l1" and x.device.type == "cpu" and x.dtype == torch.float32
+               and x.shape[-1] <= native_product_dist.MAX_D)
+    if native is None:
+        return applies and native_product_dist.available()
+    if native and not applies:
+        raise ValueError(f"native=True needs how='l1', float32 CPU inputs and d <= {native_product_dist.MAX_D}; "
+                         f"got how={how!r}, {x.dtype} on {x.device}, d={x.shape[-1]}")
+    if native and not native_product_dist.available():
+        raise RuntimeError(f"native=True but the C kernel is unavailable: {native_product_dist.unavailable_reason()}")
+    return bool(native)
+
+
 def pairwise_product_dist(x: Tensor, y: Tensor, *, curv, how: str = "l1",
-                          chunk_elements: int | None = None) -> Tensor:
+                          chunk_elements: int | None = None, native: bool | None = None) -> Tensor:
     """All-pairs product distance, same value and gradients as :func:`hyplib.product.pairwise_dist`.
+
+    For ``how="l1"`` on float32 CPU tensors it runs the C kernel of
+    :mod:`hyplib.native.product_dist` when that is built (``native=None``, the default; False
+    forces the chunked PyTorch code below, True requires the kernel), which computes every entry
+    in registers and reaches about 2.5x one ``log`` pass over the (k, B1, B2) distances against
+    about 7x here (``benchmarks/objectives.py``). Values agree to float32 rounding.
 
     Args:
         x: (B1, k, d) factored points.
@@ -222,6 +243,7 @@ def pairwise_product_dist(x: Tensor, y: Tensor, *, curv, how: str = "l1",
         how: "l1" (mean over factors), "l2" or "linf".
         chunk_elements: elements of one (factors, rows, B2) work chunk; default by device (on
             CPU 2**20 for a block of rows, 2**17 for a block of whole factors).
+        native: use the C kernel (see above); None uses it where it applies and is built.
 
     Returns:
         (B1, B2) float32 (or float64 for float64 inputs) distances.
@@ -236,6 +258,10 @@ def pairwise_product_dist(x: Tensor, y: Tensor, *, curv, how: str = "l1",
     y = y.to(x.dtype)
     k = x.shape[1]
     c = product.factor_curv(curv, k, x).to(x.dtype)
+    if _use_native(native, x, how):
+        with torch.autocast(device_type="cpu", enabled=False):
+            return native_product_dist.pairwise_product_dist_l1(
+                x.transpose(0, 1).contiguous(), y.transpose(0, 1).contiguous(), c.contiguous())
     block_elements = chunk_elements
     if chunk_elements is None:
         chunk_elements = CUDA_CHUNK_ELEMENTS if x.is_cuda else CPU_CHUNK_ELEMENTS

@@ -1,0 +1,99 @@
+"""C kernels that the CPU paths use when a C compiler is present, built on first use.
+
+A kernel is a plain C file beside this module (no PyTorch headers: it compiles in about a
+second), built once per machine into a cache directory and loaded with :mod:`ctypes`. Callers
+pass contiguous CPU tensors' data pointers and keep a PyTorch fallback for when :func:`load`
+returns None: no compiler, a failed build, or ``HYPLIB_NATIVE=0`` in the environment.
+
+Build: ``$CC`` (default ``cc``) with ``-O3 -march=native -ffast-math``, so ``logf`` and
+``sqrtf`` vectorise through glibc's libmvec. The link step omits ``-ffast-math``: a shared
+library linked with it would set flush-to-zero for the whole process when loaded. The cache key
+covers the source, the compiler's version, the flags and the CPU's feature flags (a shared home
+directory on a cluster must not hand one node's ``-march=native`` build to another); the cache
+is ``$HYPLIB_NATIVE_CACHE``, else ``$XDG_CACHE_HOME/hyplib/native`` (``~/.cache/...``).
+Concurrent builds (two workflow jobs) write to temporary names and rename atomically.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+__all__ = ["load", "unavailable_reason", "cache_dir", "COMPILE_FLAGS"]
+
+SOURCE_DIR = Path(__file__).resolve().parent
+COMPILE_FLAGS = ("-O3", "-march=native", "-ffast-math", "-fPIC", "-std=c11")
+LINK_LIBS = ("-lmvec", "-lm")
+
+_loaded: dict[str, ctypes.CDLL | None] = {}
+_reasons: dict[str, str] = {}
+
+
+def cache_dir() -> Path:
+    """Where built kernels are kept (see the module docstring)."""
+    if os.environ.get("HYPLIB_NATIVE_CACHE"):
+        return Path(os.environ["HYPLIB_NATIVE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "hyplib" / "native"
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _run(cmd: list[str]) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+
+
+def _build(name: str) -> Path:
+    source = SOURCE_DIR / f"{name}.c"
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        raise RuntimeError(f"no C compiler found (CC={os.environ.get('CC', 'cc')!r})")
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256("\n".join([source.read_text(), version, *COMPILE_FLAGS, *LINK_LIBS,
+                                    platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
+    target = cache_dir() / f"{name}-{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        obj, lib = Path(tmp) / f"{name}.o", Path(tmp) / f"{name}.so"
+        _run([cc, *COMPILE_FLAGS, "-c", str(source), "-o", str(obj)])
+        _run([cc, "-shared", "-o", str(lib), str(obj), *LINK_LIBS])
+        os.replace(lib, target)
+    return target
+
+
+def load(name: str) -> ctypes.CDLL | None:
+    """The built kernel library ``name`` (``hyplib/native/<name>.c``), or None when it cannot be
+    built or loaded; :func:`unavailable_reason` then says why. Tried once per process."""
+    if name not in _loaded:
+        lib = None
+        if os.environ.get("HYPLIB_NATIVE", "1") == "0":
+            _reasons[name] = "disabled by HYPLIB_NATIVE=0"
+        else:
+            try:
+                lib = ctypes.CDLL(str(_build(name)))
+            except (OSError, RuntimeError) as exc:
+                _reasons[name] = f"{type(exc).__name__}: {exc}"
+        _loaded[name] = lib
+    return _loaded[name]
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why :func:`load` returned None for ``name`` (None if it loaded or was not tried)."""
+    return _reasons.get(name)

@@ -1,0 +1,284 @@
+/*
+ * PHyCLIP's l1 product distance, forward and backward, for one range of rows on one thread.
+ *
+ * Conventions (hyplib/native/product_dist.py holds the Python side and the derivation):
+ *   factor-major float32 inputs, k factors of dimension d (at most MAX_D), curvature -c[f];
+ *   x (k, b1, d) and xt (k, b1) = sqrt(1/c + |x|^2) are the rows' space and time parts;
+ *   yT (k, d, b2) is y transposed per factor, so each coordinate is contiguous over columns,
+ *   and yt (k, b2) the columns' time parts;
+ *   a = c (xt yt - x.y), floored at `floor_` (1 + eps), and acosh(a) = log(a + sqrt(a^2 - 1)).
+ *
+ * Work goes in tiles of ROWS x COLS entries. Per tile and factor the columns' coordinates are
+ * copied into a small contiguous buffer, and every row of the tile passes over it: the
+ * buffers stay in L1, and no (k, b1, b2) array is read. Elementwise loops are left to the
+ * compiler's vectoriser (the factor dimension is a compile-time constant for d = 4, 8, 16, so
+ * the coordinate loop unrolls inside the column loop); the contractions use GCC/Clang vector
+ * types so their d + 1 sums are independent.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+enum { ROWS = 16, COLS = 256, LANES = 8, MAX_D = 64 };
+
+/* Row stride of the tile buffers: COLS plus one cache line. Rows 4 KiB apart (as in a
+ * (k, d, 1024) tensor) all fall in one L1 set and evict each other; these do not. */
+enum { STRIDE = COLS + 16 };
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+typedef float vec8 __attribute__((vector_size(LANES * sizeof(float))));
+
+static inline int min_int(int a, int b) { return a < b ? a : b; }
+static inline vec8 load8(const float *p) { vec8 v; memcpy(&v, p, sizeof v); return v; }
+static inline void store8(float *p, vec8 v) { memcpy(p, &v, sizeof v); }
+static inline vec8 splat8(float s) { return (vec8){s, s, s, s, s, s, s, s}; }
+static inline float total8(vec8 v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
+
+/*
+ * Natural log of a finite float v >= 1 (the acosh argument a + sqrt(a^2 - 1) is), within one
+ * ulp (at most 0.8 ulp over [1, 1e30], measured against double-precision log). The classic
+ * reduction: v = m 2^e with m in [sqrt(1/2), sqrt(2)), a degree-8 polynomial in m - 1, and
+ * ln 2 split in two parts so that e ln 2 adds without rounding. Branch-free, so the loops that
+ * call it vectorise (libm's logf does not without libmvec).
+ */
+static inline float log_at_least_one(float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    float e = (float)((int32_t)(bits >> 23) - 126);
+    bits = (bits & 0x007fffffu) | 0x3f000000u;                /* mantissa in [1/2, 1) */
+    float m;
+    memcpy(&m, &bits, sizeof m);
+    const int low = m < 0.70710678f;
+    e = low ? e - 1.0f : e;
+    m = low ? m + m - 1.0f : m - 1.0f;                          /* now m - 1, in [sqrt(1/2) - 1, sqrt(2) - 1) */
+    const float z = m * m;
+    float p = 7.0376836292e-2f;
+    p = p * m - 1.1514610310e-1f;
+    p = p * m + 1.1676998740e-1f;
+    p = p * m - 1.2420140846e-1f;
+    p = p * m + 1.4249322787e-1f;
+    p = p * m - 1.6668057665e-1f;
+    p = p * m + 2.0000714765e-1f;
+    p = p * m - 2.4999993993e-1f;
+    p = p * m + 3.3333331174e-1f;
+    const float y = p * m * z - 2.12194440e-4f * e - 0.5f * z;  /* 2.12194440e-4 = 0.693359375 - ln 2 */
+    return m + y + 0.693359375f * e;
+}
+
+/* tile[dd STRIDE + j] = yT_f[dd b2 + j] for dd < d and tile[d STRIDE + j] = yt_f[j], j < n. */
+static void pack_columns(int n, int d, int b2, const float *yt_f, const float *yT_f, float *tile)
+{
+    for (int dd = 0; dd < d; dd++) memcpy(tile + dd * STRIDE, yT_f + (long)dd * b2, sizeof(float) * n);
+    memcpy(tile + d * STRIDE, yt_f, sizeof(float) * n);
+}
+
+/*
+ * One tile row of the forward: o[j] += wf acosh(a_j), a_j = s0 u[d, j] + sum_dd cx[dd] u[dd, j]
+ * (u: the packed tile), and kept[j] = acosh(a_j) when `keep`.
+ */
+ALWAYS_INLINE void forward_row(int n, const int d, const int keep, float s0, const float *restrict cx,
+                               float wf, float floor_, const float *restrict u, float *restrict o,
+                               float *restrict kept)
+{
+    for (int j = 0; j < n; j++) {
+        float a = s0 * u[d * STRIDE + j];
+        for (int dd = 0; dd < d; dd++) a += cx[dd] * u[dd * STRIDE + j];
+        const float v = a > floor_ ? a : floor_;        /* floor at 1 + eps: rounding puts coincident points below 1 */
+        const float acosh = log_at_least_one(v + sqrtf(v * v - 1.0f));
+        o[j] += wf * acosh;
+        if (keep) kept[j] = acosh;
+    }
+}
+
+static void forward_row_any(int n, int d, int keep, float s0, const float *cx, float wf, float floor_,
+                            const float *u, float *o, float *kept)
+{
+    if (keep) {
+        if (d == 8) forward_row(n, 8, 1, s0, cx, wf, floor_, u, o, kept);
+        else if (d == 4) forward_row(n, 4, 1, s0, cx, wf, floor_, u, o, kept);
+        else if (d == 16) forward_row(n, 16, 1, s0, cx, wf, floor_, u, o, kept);
+        else forward_row(n, d, 1, s0, cx, wf, floor_, u, o, kept);
+    } else {
+        if (d == 8) forward_row(n, 8, 0, s0, cx, wf, floor_, u, o, kept);
+        else if (d == 4) forward_row(n, 4, 0, s0, cx, wf, floor_, u, o, kept);
+        else if (d == 16) forward_row(n, 16, 0, s0, cx, wf, floor_, u, o, kept);
+        else forward_row(n, d, 0, s0, cx, wf, floor_, u, o, kept);
+    }
+}
+
+/*
+ * out[i, j] = sum_f weight[f] acosh(a_fij) for rows row_lo <= i < row_hi (weight = 1/(k sqrt c)).
+ * If `kept` is not NULL, kept[f, i, j] = acosh(a_fij) too ((k, b1, b2)), for the backward.
+ */
+void product_dist_l1_forward(int k, int b1, int b2, int d, const float *x, const float *xt,
+                             const float *yT, const float *yt, const float *c, const float *weight,
+                             float floor_, int row_lo, int row_hi, float *out, float *kept)
+{
+    static _Thread_local float tile[(MAX_D + 1) * STRIDE], acc[ROWS * STRIDE];
+    float cx[MAX_D];
+    for (int i0 = row_lo; i0 < row_hi; i0 += ROWS) {
+        const int i1 = min_int(i0 + ROWS, row_hi);
+        for (int j0 = 0; j0 < b2; j0 += COLS) {
+            const int n = min_int(COLS, b2 - j0);
+            memset(acc, 0, sizeof acc);
+            for (int f = 0; f < k; f++) {
+                const float cf = c[f];
+                pack_columns(n, d, b2, yt + (long)f * b2 + j0, yT + (long)f * d * b2 + j0, tile);
+                for (int i = i0; i < i1; i++) {
+                    const long fi = (long)f * b1 + i;
+                    for (int dd = 0; dd < d; dd++) cx[dd] = -cf * x[fi * d + dd];
+                    forward_row_any(n, d, kept != NULL, cf * xt[fi], cx, weight[f], floor_, tile,
+                                    acc + (i - i0) * STRIDE, kept ? kept + fi * b2 + j0 : NULL);
+                }
+            }
+            for (int i = i0; i < i1; i++)
+                memcpy(out + (long)i * b2 + j0, acc + (i - i0) * STRIDE, sizeof(float) * n);
+        }
+    }
+}
+
+/* Where the backward's sum_j (g_j / k) acosh(a_j) comes from. */
+enum { ACOSH_NONE = 0, ACOSH_LOG = 1, ACOSH_KEPT = 2 };
+
+/*
+ * One tile row of the backward: h[j] = H_j = (g_j / k) / sqrt(a_j^2 - 1) (0 on the floor),
+ * *sum_ha += sum_j H_j a_j, and *sum_wd += sum_j (g_j / k) acosh(a_j) with acosh computed
+ * (ACOSH_LOG), read from the forward's kept row (ACOSH_KEPT) or not at all (ACOSH_NONE).
+ */
+ALWAYS_INLINE void gradient_row(int n, const int d, const int source, float s0, const float *restrict cx,
+                                float inv_k, float floor_, const float *restrict u, const float *restrict g,
+                                const float *restrict kept, float *restrict h, float *sum_wd, float *sum_ha)
+{
+    float wd = 0.0f, ha = 0.0f;
+    for (int j = 0; j < n; j++) {
+        float a = s0 * u[d * STRIDE + j];
+        for (int dd = 0; dd < d; dd++) a += cx[dd] * u[dd * STRIDE + j];
+        const int inside = a > floor_;
+        const float v = inside ? a : floor_;                   /* floor at 1 + eps, as in the forward */
+        const float s = sqrtf(v * v - 1.0f);
+        const float w = g[j] * inv_k;
+        const float hv = inside ? w / s : 0.0f;                /* floored entries pass no gradient through a */
+        if (source == ACOSH_LOG) wd += w * log_at_least_one(v + s);
+        if (source == ACOSH_KEPT) wd += w * kept[j];
+        ha += hv * v;
+        h[j] = hv;
+    }
+    *sum_wd += wd;
+    *sum_ha += ha;
+}
+
+static void gradient_row_any(int n, int d, int source, float s0, const float *cx, float inv_k, float floor_,
+                             const float *u, const float *g, const float *kept, float *h, float *sum_wd,
+                             float *sum_ha)
+{
+#define GRADIENT_ROW(D, SOURCE) gradient_row(n, D, SOURCE, s0, cx, inv_k, floor_, u, g, kept, h, sum_wd, sum_ha)
+#define GRADIENT_ROW_D(SOURCE)                                                                       \
+    do {                                                                                             \
+        if (d == 8) GRADIENT_ROW(8, SOURCE);                                                         \
+        else if (d == 4) GRADIENT_ROW(4, SOURCE);                                                    \
+        else if (d == 16) GRADIENT_ROW(16, SOURCE);                                                  \
+        else GRADIENT_ROW(d, SOURCE);                                                                \
+    } while (0)
+    if (source == ACOSH_LOG) GRADIENT_ROW_D(ACOSH_LOG);
+    else if (source == ACOSH_KEPT) GRADIENT_ROW_D(ACOSH_KEPT);
+    else GRADIENT_ROW_D(ACOSH_NONE);
+#undef GRADIENT_ROW_D
+#undef GRADIENT_ROW
+}
+
+/*
+ * The tile's contractions with H (m rows of h, stride STRIDE; n columns):
+ *   rows[r (d+1) + dd] += sum_j h[r, j] u[dd, j]   with u = [yT | yt] packed (d + 1 rows);
+ *   cols[dd b2 + j]    += sum_r h[r, j] v[r, dd]   with v = [x | xt] (x rows of stride d, xt[r]).
+ * Each loop keeps d + 1 independent vector sums, so the multiply-adds do not wait on one another.
+ */
+ALWAYS_INLINE void contract_tile(int n, int m, const int d, int b2, const float *restrict h,
+                                 const float *restrict u, const float *restrict x, const float *restrict xt,
+                                 float *restrict rows, float *restrict cols)
+{
+    const int nv = n - n % LANES;                                /* columns in whole vectors */
+    for (int r = 0; r < m; r++) {
+        const float *hr = h + r * STRIDE;
+        vec8 acc[d + 1];
+        for (int dd = 0; dd <= d; dd++) acc[dd] = splat8(0.0f);
+        for (int j = 0; j < nv; j += LANES) {
+            const vec8 hv = load8(hr + j);
+            for (int dd = 0; dd <= d; dd++) acc[dd] += hv * load8(u + dd * STRIDE + j);
+        }
+        for (int dd = 0; dd <= d; dd++) {
+            float sum = total8(acc[dd]);
+            for (int j = nv; j < n; j++) sum += hr[j] * u[dd * STRIDE + j];
+            rows[r * (d + 1) + dd] += sum;
+        }
+    }
+    for (int j = 0; j < nv; j += LANES) {
+        vec8 acc[d + 1];
+        for (int dd = 0; dd <= d; dd++) acc[dd] = load8(cols + (long)dd * b2 + j);
+        for (int r = 0; r < m; r++) {
+            const vec8 hv = load8(h + r * STRIDE + j);
+            for (int dd = 0; dd < d; dd++) acc[dd] += hv * splat8(x[r * d + dd]);
+            acc[d] += hv * splat8(xt[r]);
+        }
+        for (int dd = 0; dd <= d; dd++) store8(cols + (long)dd * b2 + j, acc[dd]);
+    }
+    for (int j = nv; j < n; j++) {
+        for (int r = 0; r < m; r++) {
+            const float hv = h[r * STRIDE + j];
+            for (int dd = 0; dd < d; dd++) cols[(long)dd * b2 + j] += hv * x[r * d + dd];
+            cols[(long)d * b2 + j] += hv * xt[r];
+        }
+    }
+}
+
+static void contract_tile_any(int n, int m, int d, int b2, const float *h, const float *u, const float *x,
+                              const float *xt, float *rows, float *cols)
+{
+    if (d == 8) contract_tile(n, m, 8, b2, h, u, x, xt, rows, cols);
+    else if (d == 4) contract_tile(n, m, 4, b2, h, u, x, xt, rows, cols);
+    else if (d == 16) contract_tile(n, m, 16, b2, h, u, x, xt, rows, cols);
+    else contract_tile(n, m, d, b2, h, u, x, xt, rows, cols);
+}
+
+/*
+ * With W = g / k and H = W / sqrt(a^2 - 1) (0 where a sat on its floor), accumulate for rows
+ * row_lo <= i < row_hi:
+ *   rows (k, b1, d+1):  [sum_j H_fij y_fj | sum_j H_fij yt_fj]   (rows written here only)
+ *   cols (k, d+1, b2):  [sum_i H_fij x_fi | sum_i H_fij xt_fi]   (this call's partial sums)
+ *   sums (k, 2):        [sum W acosh(a_f) | sum H_f a_f]          (this call's partial sums;
+ *                        the first is 0 unless `kept` (the forward's acosh values) or `with_log`)
+ * rows, cols and sums must be zeroed by the caller.
+ */
+void product_dist_l1_backward(int k, int b1, int b2, int d, const float *x, const float *xt,
+                              const float *yT, const float *yt, const float *c, const float *g,
+                              const float *kept, float inv_k, float floor_, int with_log, int row_lo,
+                              int row_hi, float *rows, float *cols, double *sums)
+{
+    static _Thread_local float tile[(MAX_D + 1) * STRIDE], g_tile[ROWS * STRIDE], h[ROWS * STRIDE];
+    const int source = kept ? ACOSH_KEPT : with_log ? ACOSH_LOG : ACOSH_NONE;
+    float cx[MAX_D];
+    for (int i0 = row_lo; i0 < row_hi; i0 += ROWS) {
+        const int i1 = min_int(i0 + ROWS, row_hi), m = i1 - i0;
+        for (int j0 = 0; j0 < b2; j0 += COLS) {
+            const int n = min_int(COLS, b2 - j0);
+            for (int i = i0; i < i1; i++)
+                memcpy(g_tile + (i - i0) * STRIDE, g + (long)i * b2 + j0, sizeof(float) * n);
+            for (int f = 0; f < k; f++) {
+                const float cf = c[f];
+                pack_columns(n, d, b2, yt + (long)f * b2 + j0, yT + (long)f * d * b2 + j0, tile);
+                float sum_wd = 0.0f, sum_ha = 0.0f;
+                for (int i = i0; i < i1; i++) {
+                    const long fi = (long)f * b1 + i;
+                    for (int dd = 0; dd < d; dd++) cx[dd] = -cf * x[fi * d + dd];
+                    gradient_row_any(n, d, source, cf * xt[fi], cx, inv_k, floor_, tile, g_tile + (i - i0) * STRIDE,
+                                     kept ? kept + fi * b2 + j0 : NULL, h + (i - i0) * STRIDE, &sum_wd, &sum_ha);
+                }
+                sums[2 * f] += sum_wd;
+                sums[2 * f + 1] += sum_ha;
+                contract_tile_any(n, m, d, b2, h, tile, x + ((long)f * b1 + i0) * d, xt + (long)f * b1 + i0,
+                                  rows + ((long)f * b1 + i0) * (d + 1), cols + (long)f * (d + 1) * b2 + j0);
+            }
+        }
+    }
+}

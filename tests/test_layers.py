@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1] / "hyplib"
 
 #: The table of docs/ARCHITECTURE.md, bottom first.
 LAYERS = [
-    ("geometry and utilities", {"lorentz", "product", "tree", "paths", "papermill_retry"}),
+    ("geometry and utilities", {"lorentz", "product", "native", "tree", "paths", "papermill_retry"}),
     ("methods", {"methods"}),
     ("models and data", {"models", "data", "released"}),
     ("training", {"training", "train"}),

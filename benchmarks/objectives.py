@@ -76,6 +76,25 @@ def gemm_flops(method, emb: Embeddings) -> int:
     return counter.get_total_flops()
 
 
+def distance_alone(batch: int, k: int, d: int, reps: int) -> float:
+    """Median seconds of one PHyCLIP distance matrix, forward + backward (the C kernel where it is
+    built and not turned off), on random points with a learnable curvature."""
+    from hyplib.methods.fused import pairwise_product_dist
+
+    g = torch.Generator().manual_seed(0)
+    x, y = (0.3 * torch.randn(batch, k, d, generator=g) for _ in range(2))
+    x.requires_grad_(), y.requires_grad_()
+    curv = torch.ones(k, requires_grad=True)
+    weights = torch.randn(batch, batch, generator=g)
+    times = []
+    for i in range(reps + 1):
+        t0 = time.perf_counter()
+        (pairwise_product_dist(x, y, curv=curv) * weights).sum().backward()
+        if i:
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def log_floor(entries: int, reps: int) -> float:
     """Median seconds of one in-place ``log`` over ``entries`` float32 values, in 2**20-sized chunks
     (and one shorter chunk for the remainder, so small batches get a floor too)."""
@@ -132,6 +151,11 @@ def main(argv=None) -> None:
           f"(target <= {args.floor_target:g}: {'ok' if ratio <= args.floor_target else 'MISS'})")
     if f"phyclip:{TORCH_PATH}" in results:
         print(f"phyclip:{TORCH_PATH} (PyTorch path) = {results[f'phyclip:{TORCH_PATH}'] / floor:.2f}x the floor")
+    d = methods.get("phyclip").defaults["d"]
+    alone, one_floor = distance_alone(args.batch, k, d, args.reps), log_floor(k * args.batch * args.batch, args.reps)
+    print(f"phyclip distance alone: one ({args.batch}, {args.batch}) matrix forward + backward = "
+          f"{1000 * alone:.1f} ms = {alone / one_floor:.2f}x one log pass over its {k} x {args.batch} x {args.batch} "
+          f"entries ({'C kernel' if native_product_dist.available() else 'PyTorch path'})")
 
 
 def table(seconds: dict[str, float], flops: dict[str, int], target: float) -> list[str]:

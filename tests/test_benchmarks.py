@@ -32,6 +32,29 @@ def test_objectives_table_divides_time_ratio_by_flop_ratio():
     assert rows["clip"][-2:] == ["1.00", "ok"]
 
 
+def test_objectives_run_prints_both_phyclip_paths_and_the_floors(capsys):
+    """A small run of the whole script: every method's row, the PyTorch-path PHyCLIP row beside the
+    kernel's (when the kernel is built), both FLOP counts equal, and the floor lines."""
+    from hyplib.native import product_dist
+
+    objectives = _load("objectives")
+    objectives.main(["--batch", "32", "--reps", "1"])
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("method"))
+    end = next(n for n, line in enumerate(lines) if line.startswith("target:"))
+    rows = {line.split()[0]: line.split() for line in lines[start + 1:end]}
+    for name in ("clip", "meru", "hycoclip", "atmg", "argent", "phyclip", "atmg:code"):
+        assert name in rows, out
+    assert "phyclip floor: one log pass over 3 x (64, 32, 32)" in out
+    assert "phyclip distance alone: one (32, 32) matrix forward + backward" in out
+    if product_dist.available():
+        assert rows["phyclip:torch"][3] == rows["phyclip"][3]     # GEMM GFLOP of the same formulation
+        assert "phyclip:torch (PyTorch path) =" in out and "(C kernel)" in out
+    else:
+        assert "phyclip:torch" not in rows and "C kernel unavailable" in out
+
+
 def test_train_step_baselines_and_report():
     train_step = _load("train_step")
     assert train_step.bench_labels(["meru", "phyclip"]) == ["clip", "clip+boxes", "meru", "phyclip"]

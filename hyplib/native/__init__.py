@@ -5,8 +5,9 @@ second), built once per machine into a cache directory and loaded with :mod:`cty
 pass contiguous CPU tensors' data pointers and keep a PyTorch fallback for when :func:`load`
 returns None: no compiler, a failed build, or ``HYPLIB_NATIVE=0`` in the environment.
 
-Build: ``$CC`` (default ``cc``) with ``-O3 -march=native -ffast-math``, so ``logf`` and
-``sqrtf`` vectorise through glibc's libmvec. The link step omits ``-ffast-math``: a shared
+Build: ``$CC`` (default ``cc``) with ``-O3 -march=native -ffast-math``: the kernels' loops then
+vectorise (``sqrtf`` inline, reductions reordered). A kernel calls no libm function (its ``log``
+is its own), so nothing beyond libc is linked. The link step omits ``-ffast-math``: a shared
 library linked with it would set flush-to-zero for the whole process when loaded. The cache key
 covers the source, the compiler's version, the flags and the CPU's feature flags (a shared home
 directory on a cluster must not hand one node's ``-march=native`` build to another); the cache
@@ -28,7 +29,7 @@ __all__ = ["load", "unavailable_reason", "cache_dir", "COMPILE_FLAGS"]
 
 SOURCE_DIR = Path(__file__).resolve().parent
 COMPILE_FLAGS = ("-O3", "-march=native", "-ffast-math", "-fPIC", "-std=c11")
-LINK_LIBS = ("-lmvec", "-lm")
+LINK_LIBS = ("-lm",)
 
 _loaded: dict[str, ctypes.CDLL | None] = {}
 _reasons: dict[str, str] = {}

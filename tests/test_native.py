@@ -178,17 +178,27 @@ def test_a_failed_build_is_reported_with_the_compiler_error(monkeypatch, tmp_pat
 
 
 @needs_kernel
-def test_build_is_cached_and_reused(monkeypatch, tmp_path):
-    monkeypatch.setenv("HYPLIB_NATIVE_CACHE", str(tmp_path))
-    first = native._build("product_dist")
+def test_build_is_cached_reused_and_keyed_by_the_source(monkeypatch, tmp_path):
+    """A tiny kernel (the real one takes ~4 s to build): one build, then the cached file; an edit
+    to the source builds a new one beside it; no temporary files are left."""
+    source_dir, cache = tmp_path / "src", tmp_path / "cache"
+    source_dir.mkdir()
+    (source_dir / "tiny.c").write_text("int twice(int v) { return 2 * v; }\n")
+    monkeypatch.setattr(native, "SOURCE_DIR", source_dir)
+    monkeypatch.setenv("HYPLIB_NATIVE_CACHE", str(cache))
+    first = native._build("tiny")
     stamp = first.stat().st_mtime_ns
-    second = native._build("product_dist")
-    assert first == second and second.stat().st_mtime_ns == stamp
-    assert first.parent == tmp_path and first.name.startswith("product_dist-")
-    assert list(tmp_path.iterdir()) == [first]                 # no temporary files left behind
+    assert native._build("tiny") == first and first.stat().st_mtime_ns == stamp
+    assert first.name.startswith("tiny-") and list(cache.iterdir()) == [first]
+    (source_dir / "tiny.c").write_text("int twice(int v) { return v + v; }\n")
+    second = native._build("tiny")
+    assert second != first and sorted(cache.iterdir()) == sorted([first, second])
+    monkeypatch.setattr(native, "_loaded", {})
+    assert native.load("tiny").twice(21) == 42
 
 
 @needs_kernel
+@pytest.mark.slow
 def test_loading_the_kernel_leaves_float_denormals_alone():
     """Linking with -ffast-math would set flush-to-zero for the whole process at load time."""
     code = ("import torch; from hyplib.native import product_dist as p; assert p.available(); "

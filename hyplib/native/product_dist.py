@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch import Tensor
 
-from hyplib import native
+from hyplib import lorentz, native
 from hyplib.lorentz import eps_for
 
 __all__ = ["available", "turned_off", "unavailable_reason", "pairwise_product_dist_l1", "TILE_ROWS", "MAX_D",
@@ -130,9 +130,8 @@ def _give_back(buffer: Tensor) -> None:
 
 def _prepared(x: Tensor, y: Tensor, c: Tensor):
     """Time parts and y transposed per factor, all contiguous: xt (k, B1), yt (k, B2), yT (k, d, B2)."""
-    cc = c[:, None]
-    xt = torch.sqrt(1.0 / cc + (x * x).sum(-1)).contiguous()
-    yt = torch.sqrt(1.0 / cc + (y * y).sum(-1)).contiguous()
+    xt = lorentz.time_component(x, curv=c[:, None]).contiguous()
+    yt = lorentz.time_component(y, curv=c[:, None]).contiguous()
     return xt, yt, y.transpose(1, 2).contiguous()
 
 

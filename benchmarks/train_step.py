@@ -2,6 +2,8 @@
 
     python benchmarks/train_step.py                      # CPU: default tiny model, batch 128
     python benchmarks/train_step.py --methods clip meru --steps 3 --rounds 2
+    python benchmarks/train_step.py --config config/runs/default.yaml --batch 64 --threads 1 \
+        --compile-towers image                          # also each method with its image tower compiled
 
 One step is the training loop's own :class:`hyplib.training.step.StepRunner` (forward under
 autocast, loss, backward, AdamW, clamps) on a fixed random batch, so data loading is not
@@ -13,6 +15,10 @@ twice the images and texts of CLIP. The restated target (issue 18) compares equa
 method's steps per second against its baseline's, at least ``--target`` (0.85) x, where the
 baseline of a box method is CLIP trained with boxes (``use_boxes=true``: the same two encodes
 per sample), and CLIP for the others. Both baselines are timed in the same run.
+
+``--compile-towers image`` (or ``image text``) times every method a second time with those
+towers through ``torch.compile`` (``train.compile_towers``), round-robin with the eager runners,
+and prints the compiled table and each method's compiled / eager steps per second.
 
 The GPU table (ViT-S/16, batch 256, AMP, peak memory) is ``benchmarks/gpu.py``.
 """
@@ -27,7 +33,7 @@ from pathlib import Path
 import torch
 
 from hyplib import methods, models
-from hyplib.training.compiled import compile_method
+from hyplib.training.compiled import compile_method, compile_towers
 from hyplib.training.config import resolve_config
 from hyplib.training.schedule import build_optimizer
 from hyplib.training.step import StepRunner
@@ -61,13 +67,15 @@ def method_for(label: str):
 
 
 def make_runner(name: str, model_cfg: dict, device, precision: str,
-                compile: bool = False) -> tuple[StepRunner, torch.nn.Module]:
-    """The loop's step for bench label ``name``; ``compile``: as ``train.compile = true``."""
+                compile: bool = False, towers=()) -> tuple[StepRunner, torch.nn.Module]:
+    """The loop's step for bench label ``name``; ``compile``: as ``train.compile = true``;
+    ``towers``: as ``train.compile_towers``."""
     method = method_for(name)
     if compile:
         method = compile_method(method)
     torch.manual_seed(0)
     model = models.build_model(model_cfg, method).to(device).train()
+    compile_towers(model, towers)
     train_cfg = resolve_config({})["train"]
     opt = build_optimizer(models.param_groups(model, train_cfg["weight_decay"]), train_cfg, device)
     return StepRunner(model, method, opt, device=device, precision=precision), model
@@ -85,13 +93,21 @@ def time_steps(runner: StepRunner, batch: dict, steps: int, device) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-def bench(names, model_cfg, batch_size, steps, rounds, device, precision) -> dict[str, float]:
+#: Suffix of a bench label whose towers are compiled (``--compile-towers``).
+COMPILED = "@compiled"
+
+
+def bench(names, model_cfg, batch_size, steps, rounds, device, precision, towers=()) -> dict[str, float]:
+    """Best and median steps/s per label; with ``towers``, each name also as ``name@compiled``."""
     runners = {}
-    for name in names:
-        runner, model = make_runner(name, model_cfg, device, precision)
+    for label in list(names) + ([n + COMPILED for n in names] if towers else []):
+        name = label.removesuffix(COMPILED)
+        runner, model = make_runner(name, model_cfg, device, precision,
+                                    towers=towers if label.endswith(COMPILED) else ())
         batch = random_batch(model_cfg, runner.method.uses_boxes, batch_size, device)
         time_steps(runner, batch, 1, device)  # warm-up: allocator, kernels, first-step AdamW state
-        runners[name] = (runner, batch)
+        runners[label] = (runner, batch)
+    names = list(runners)
     results = {name: [] for name in names}
     for _ in range(rounds):
         for name, (runner, batch) in runners.items():
@@ -138,13 +154,23 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: unchanged)")
     p.add_argument("--target", type=float, default=0.85, help="least steps/s ratio to the baseline")
+    p.add_argument("--compile-towers", nargs="+", choices=["image", "text"], default=None,
+                   help="also time every method with these towers compiled (train.compile_towers)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     names = bench_labels(args.methods)
     cfg = resolve_config(args.config)
-    cpu = bench(names, cfg["model"], args.batch, args.steps, args.rounds, torch.device("cpu"), "fp32")
-    report(f"CPU ({torch.get_num_threads()} threads), {args.config}, batch {args.batch}, fp32", cpu, args.target)
+    towers = args.compile_towers or ()
+    rates = bench(names, cfg["model"], args.batch, args.steps, args.rounds, torch.device("cpu"), "fp32", towers)
+    title = f"CPU ({torch.get_num_threads()} threads), {args.config}, batch {args.batch}, fp32"
+    report(title, {n: rates[n] for n in names}, args.target)
+    if towers:
+        compiled = {n: rates[n + COMPILED] for n in names}
+        report(f"{title}, {' and '.join(towers)} tower(s) compiled", compiled, args.target)
+        print(f"\ncompiled / eager steps per second ({', '.join(towers)} compiled; best round, median round)")
+        for n in names:
+            print(f"{n:<12}{compiled[n][0] / rates[n][0]:>8.2f}x{compiled[n][1] / rates[n][1]:>8.2f}x")
     return 0
 
 

@@ -103,3 +103,32 @@ def test_gpu_cpu_smoke_run_prints_every_row(capsys):
     out = "\n".join(lines)
     loss = float(out.splitlines()[-1].split("loss ")[1].split(",")[0])
     assert loss > 0 and torch.isfinite(torch.tensor(loss))
+
+
+def test_train_step_times_compiled_towers_beside_eager(capsys, tmp_path, monkeypatch):
+    """--compile-towers: every method twice, the compiled table and one ratio line per method
+    (torch.compile replaced by the function itself, so the smoke run does not compile)."""
+    import yaml
+
+    from hyplib.training import compiled
+
+    train_step = _load("train_step")
+    calls = []
+
+    def no_compile(fn, **kwargs):
+        calls.append(type(fn.__self__).__name__)
+        return fn
+
+    monkeypatch.setattr(compiled.torch, "compile", no_compile)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({"model": dict(image_size=16, patch_size=8, vision_width=32, vision_layers=1,
+                                                 vision_heads=2, text_width=32, text_layers=1, text_heads=2,
+                                                 context_length=16)}))
+    assert train_step.main(["--config", str(cfg), "--methods", "meru", "--batch", "4", "--steps", "1",
+                            "--rounds", "1", "--compile-towers", "image"]) == 0
+    out = capsys.readouterr().out
+    assert "image tower(s) compiled" in out
+    ratios = out.split("compiled / eager steps per second")[1].splitlines()[1:]
+    assert [line.split()[0] for line in ratios if line.strip()] == ["clip", "meru"]
+    assert all(float(line.split()[1].rstrip("x")) > 0 for line in ratios if line.strip())
+    assert len(calls) == 2 and set(calls) == {"VisionTransformer"}  # the image towers of clip@compiled, meru@compiled

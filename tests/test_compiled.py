@@ -1,4 +1,4 @@
-"""train.compile: the compiled objective and lift against eager, and the eager fallback."""
+"""train.compile and train.compile_towers: compiled parts against eager, and the eager fallback."""
 import os
 import shutil
 
@@ -7,7 +7,7 @@ import torch
 
 from hyplib import methods, models
 from hyplib.training import compiled
-from hyplib.training.compiled import CompiledOrEager, compile_method
+from hyplib.training.compiled import CompiledOrEager, compile_method, compile_towers
 from hyplib.training.config import ConfigError, resolve_config
 
 TINY = dict(image_size=16, patch_size=8, vision_width=32, vision_layers=1, vision_heads=2, text_width=32,
@@ -134,3 +134,99 @@ def test_the_loop_trains_through_the_compiled_method(monkeypatch, tmp_path):
     fit(cfg_for("meru", steps=2), tmp_path / "e", parts_for("meru"))
     losses = [[r["loss"] for r in read_log(tmp_path / d / "log.jsonl")] for d in ("c", "e")]
     assert losses[0] == losses[1]
+
+
+# ---- train.compile_towers ------------------------------------------------------------------
+RESNET = dict(image_size=32, vision_tower="resnet", vision_layers=1, vision_width=8, vision_heads=4,
+              text_width=32, text_layers=1, text_heads=2, context_length=16, embed_dim=32)
+
+
+def test_compile_towers_is_a_list_of_tower_names():
+    assert resolve_config({})["train"]["compile_towers"] == []
+    assert resolve_config({"train": {"compile_towers": ["image"]}})["train"]["compile_towers"] == ["image"]
+    for bad in (True, "image", ["images"], ["image", "audio"]):
+        with pytest.raises(ConfigError, match=r"train\.compile_towers"):
+            resolve_config({"train": {"compile_towers": bad}})
+    model = models.build_model(TINY, methods.get("clip"))
+    with pytest.raises(ValueError, match="unknown tower"):
+        compile_towers(model, ["audio"])
+
+
+def test_compiled_towers_keep_the_state_dict_and_fall_back(monkeypatch):
+    """Only forward is swapped: parameter names and state_dict are the eager model's; a failing
+    compiler leaves the tower's output as eager's, with one warning naming the tower."""
+    def broken_compile(fn, **kwargs):
+        def run(*args, **kw):
+            raise RuntimeError("no C++ compiler found")
+        return run
+
+    monkeypatch.setattr(compiled.torch, "compile", broken_compile)
+    torch.manual_seed(0)
+    eager = models.build_model(TINY, methods.get("clip"))
+    torch.manual_seed(0)
+    model = models.build_model(TINY, methods.get("clip"))
+    compile_towers(model, ["image", "text"])
+    compile_towers(model, ["image"])  # idempotent: not wrapped twice
+    assert isinstance(model.visual.forward, CompiledOrEager) and isinstance(model.text.forward, CompiledOrEager)
+    assert isinstance(model.visual.forward.eager, type(eager.visual.forward))
+    assert list(model.state_dict()) == list(eager.state_dict())
+    batch = _batch(False, 4, torch.device("cpu"))
+    with pytest.warns(RuntimeWarning, match=r"compiling the image tower failed .*running it eagerly"):
+        out = model(batch)
+    ref = eager(batch)
+    assert torch.equal(out.image, ref.image) and torch.equal(out.text, ref.text)
+
+
+def test_the_loop_compiles_the_towers_it_is_given(monkeypatch, tmp_path):
+    """train.compile_towers = [image] routes the image tower, and only it, through torch.compile;
+    the run's weights are saved under the eager model's names."""
+    from test_train_loop import cfg_for, parts_for
+
+    from hyplib.training import checkpoint as ckpt
+    from hyplib.training.loop import fit
+
+    seen = []
+
+    def spy_compile(fn, **kwargs):
+        def run(*args, **kw):
+            seen.append(type(fn.__self__).__name__)
+            return fn(*args, **kw)
+        return run
+
+    monkeypatch.setattr(compiled.torch, "compile", spy_compile)
+    fit(cfg_for("clip", steps=2, compile_towers=["image"]), tmp_path / "c", parts_for("clip"))
+    assert seen and set(seen) == {type(models.build_model(TINY, methods.get("clip")).visual).__name__}
+    assert len(seen) == 2  # one image-tower call per step
+    state = ckpt.load(tmp_path / "c" / "final.pt")["model"]
+    assert set(state) == set(models.build_model(TINY, methods.get("clip")).state_dict())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "c++")) is None,
+                    reason="inductor's CPU backend needs a C++ compiler (c++ or $CXX)")
+def test_compiled_resnet_tower_matches_eager_on_cpu():
+    """Inductor's CPU code for the default image tower (a small ModifiedResNet in training mode:
+    batch norm on batch statistics): the same features, parameter gradients and running
+    statistics as eager, to float32 rounding."""
+    method = methods.get("clip", embed_dim=32)
+    torch.manual_seed(0)
+    eager = models.build_model(RESNET, method).train()
+    torch.manual_seed(0)
+    model = models.build_model(RESNET, method).train()
+    compile_towers(model, ["image"])
+    images = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    outs = []
+    for m in (model, eager):
+        feats = m.image_features(images)
+        feats.square().sum().backward()
+        outs.append((feats.detach(), [p.grad for p in m.visual.parameters()]))
+    assert model.visual.forward.failure is None  # the comparison is void if it fell back to eager
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-4, atol=1e-5)
+    # a key bias shifts every attention logit alike, so its true gradient is 0 and both sides hold
+    # rounding: each error is measured against its own gradient plus 1e-8 of the whole gradient
+    total = torch.linalg.vector_norm(torch.cat([g.flatten() for g in outs[1][1]])).item()
+    for i, (g, ref) in enumerate(zip(outs[0][1], outs[1][1])):
+        err, scale = torch.linalg.vector_norm(g - ref).item(), torch.linalg.vector_norm(ref).item()
+        assert err <= 1e-4 * scale + 1e-8 * total, f"parameter {i}: |grad error| {err:.3g} against |grad| {scale:.3g}"
+    for (name, a), b in zip(model.visual.named_buffers(), eager.visual.buffers()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)

@@ -46,6 +46,20 @@ def test_default_plan_covers_the_issue():
     assert len(runs) == 18 + 4 + 2
 
 
+def test_box_runs_train_first():
+    """Training jobs outrank the rest (priority 0), the box methods' (the longest) the others'."""
+    runs = {r["name"]: r for r in wf.plan_runs(_config("default"))}
+    prio = {name: wf.train_priority(run) for name, run in runs.items()}
+    assert {n for n, p in prio.items() if p == 2} == {
+        f"{m}-base-s{s}" for m in ("hycoclip", "argent", "phyclip") for s in (0, 1, 2)} | {
+        "phyclip-k1-s0", "phyclip-linf-s0"}
+    assert {n for n, p in prio.items() if p == 1} == {
+        f"{m}-{v}-s0" for m in ("meru", "atmg") for v in ("c0.1", "c2")} | {
+        f"{m}-base-s{s}" for m in ("clip", "meru", "atmg") for s in (0, 1, 2)}
+    boxes = wf.plan_runs({**_config("quick"), "results_dir": "r"})
+    assert wf.train_priority(next(r for r in boxes if r["name"] == "meru-boxes-s0")) == 2
+
+
 def test_runs_for_figure_selects_by_study_and_method():
     runs = wf.plan_runs(_config("default"))
     curv = wf.runs_for_figure(runs, "curvature_robustness")

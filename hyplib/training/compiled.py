@@ -1,4 +1,7 @@
-"""``train.compile``: a method whose objective and lift run through ``torch.compile``.
+"""``train.compile`` and ``train.compile_towers``: parts of a step run through ``torch.compile``.
+
+``train.compile`` compiles the method's objective and lift; ``train.compile_towers`` the image
+and text towers' forward passes (and, through AOTAutograd, their backward).
 
 On a GPU, a hyperbolic objective at batch 256 is a few hundred small elementwise kernels
 (forward and backward), each launched from Python, so the step pays their launch time rather
@@ -19,7 +22,7 @@ import torch
 
 from hyplib import lorentz
 
-__all__ = ["CompiledOrEager", "compile_method", "keep_hand_written_kernels_eager"]
+__all__ = ["CompiledOrEager", "compile_method", "compile_towers", "keep_hand_written_kernels_eager"]
 
 
 class CompiledOrEager:
@@ -29,8 +32,8 @@ class CompiledOrEager:
         failure: the exception that disabled compilation (None while compiled calls succeed).
     """
 
-    def __init__(self, fn, label: str, **compile_kwargs):
-        self.eager, self.label = fn, label
+    def __init__(self, fn, label: str, key: str = "train.compile", **compile_kwargs):
+        self.eager, self.label, self.key = fn, label, key
         self.compiled = torch.compile(fn, **compile_kwargs)
         self.failure: Exception | None = None
 
@@ -42,7 +45,7 @@ class CompiledOrEager:
                 out = self.eager(*args, **kwargs)
                 self.failure = exc
                 first_line = next(iter(str(exc).strip().splitlines()), "")
-                warnings.warn(f"train.compile: compiling {self.label} failed ({type(exc).__name__}: "
+                warnings.warn(f"{self.key}: compiling {self.label} failed ({type(exc).__name__}: "
                               f"{first_line}); running it eagerly", RuntimeWarning, stacklevel=2)
                 return out
         return self.eager(*args, **kwargs)
@@ -70,3 +73,34 @@ def compile_method(method):
     for name in ("loss", "lift"):
         setattr(out, name, CompiledOrEager(getattr(method, name), f"{method.name}.{name}", dynamic=False))
     return out
+
+
+#: ``train.compile_towers`` entries -> the model attribute that holds the tower.
+TOWERS = {"image": "visual", "text": "text"}
+
+
+def compile_towers(model, towers) -> None:
+    """Route the forward of each tower named in ``towers`` (``"image"``, ``"text"``) through
+    :class:`CompiledOrEager`, in place.
+
+    On the CPU the default image tower (open_clip's ModifiedResNet) is convolutions and matmuls
+    joined by many small elementwise passes (batch norm, ReLU, average pooling); inductor fuses
+    those around oneDNN's convolutions. A CLIP training step of the default run took 0.20-0.22 s
+    instead of 0.24-0.26 s on this project's 2-core machine, the text tower left eager: compiling
+    the 64-wide text tower as well made the step slower (``benchmarks/train_step.py
+    --compile-towers``; docs/recipe_study.md, section 7).
+
+    Only ``forward`` is replaced, as an instance attribute: the parameters, their names and
+    ``state_dict`` stay the module's own, so checkpoints, resumption and evaluation do not know a
+    run was compiled. Shapes are static: a run compiles once per batch shape (``B``, or ``2B`` for
+    the box methods' joint pass of images and crops), and inductor's on-disk cache makes the next
+    run's compilation a few seconds (about a minute cold on 2 cores).
+    """
+    unknown = sorted(set(towers) - set(TOWERS))
+    if unknown:
+        raise ValueError(f"train.compile_towers: unknown tower(s) {unknown}; valid: {sorted(TOWERS)}")
+    for name in towers:
+        tower = getattr(model, TOWERS[name])
+        if not isinstance(tower.forward, CompiledOrEager):
+            tower.forward = CompiledOrEager(tower.forward, f"the {name} tower", key="train.compile_towers",
+                                            dynamic=False)

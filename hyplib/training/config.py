@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
         "batch_size": 128,         # global batch: split evenly over the processes
         "accum_steps": 1,          # chunks per process and step (memory); negatives stay the global batch
         "compile": False,          # torch.compile the method's objective and lift (GPU launch overhead)
+        "compile_towers": [],      # towers run through torch.compile: [], [image], [image, text]
         "lr": 5.0e-4,              # peak learning rate (AdamW)
         "betas": [0.9, 0.98],
         "eps": 1.0e-8,
@@ -82,6 +83,7 @@ RUNTIME_KEYS = frozenset({
     "train.keep_checkpoints", "train.log_every", "data.num_workers",
     "train.accum_steps",  # same gradient up to float rounding: a memory setting
     "train.compile",  # same values up to float rounding: a speed setting
+    "train.compile_towers",  # the same
 })
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -245,6 +247,8 @@ def _check_values(cfg: Mapping) -> None:
         ("train.threads", t["threads"], t["threads"] is None or _int(t["threads"], 1), "null or an integer >= 1"),
         ("train.gather", t["gather"], isinstance(t["gather"], bool), "true or false"),
         ("train.compile", t["compile"], isinstance(t["compile"], bool), "true or false"),
+        ("train.compile_towers", t["compile_towers"], isinstance(t["compile_towers"], list)
+         and set(t["compile_towers"]) <= {"image", "text"}, "a list of towers: [], [image] or [image, text]"),
         ("train.progress", t["progress"], isinstance(t["progress"], bool), "true or false"),
         ("train.checkpoint_every", t["checkpoint_every"], _int(t["checkpoint_every"], 1), "a positive integer"),
         ("train.keep_checkpoints", t["keep_checkpoints"], _int(t["keep_checkpoints"], 1), "an integer >= 1"),

@@ -37,7 +37,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .compiled import compile_method
+from .compiled import compile_method, compile_towers
 from .config import ConfigError, diff_configs, dump_yaml
 from .distributed import DistInfo, all_true, barrier, broadcast_object, setup, unused_parameters, wrap_ddp
 from .logging import JsonlLogger, model_scalars, postfix, terms_finite, to_number
@@ -258,6 +258,8 @@ class _Run:
         if t_cfg["compile"]:
             self.method = compile_method(parts.method)
             self.module.method = self.method  # the model lifts with the compiled method too
+        if t_cfg["compile_towers"]:
+            compile_towers(self.module, t_cfg["compile_towers"])
         self.optimizer = build_optimizer(parts.param_groups(self.module, t_cfg["weight_decay"]), t_cfg,
                                          info.device)
         self.sched = WarmupCosine(self.optimizer, base_lr=t_cfg["lr"], warmup=t_cfg["warmup_steps"],

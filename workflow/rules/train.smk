@@ -25,6 +25,7 @@ rule train:
     log:
         f"{RESULTS}/notebooks/train/{{run}}.ipynb",
     threads: config["train"]["threads"]
+    priority: lambda wildcards: wf.train_priority(RUNS[wildcards.run])  # longest first, before evaluation
     resources:
         **train_resources(),
     params:

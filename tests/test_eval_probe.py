@@ -20,3 +20,29 @@ def test_bad_shapes_and_thin_classes_are_named():
         linear_probe(np.zeros((4, 2)), np.zeros(3))
     with pytest.raises(ValueError, match="class 1 has 2 images, fewer than folds=5"):
         linear_probe(np.zeros((12, 2)), np.array([0] * 10 + [1] * 2))
+
+
+def test_threads_cap_the_blas_pool_during_the_fits_only(monkeypatch):
+    """threads=1: every fit runs with one BLAS thread, the pool is restored after, and the
+    scores are those of the uncapped probe."""
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    seen, fit = [], LogisticRegression.fit
+
+    def spy(self, *args, **kwargs):
+        seen.append(blas_threads())
+        return fit(self, *args, **kwargs)
+
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(4), 10)
+    feats = np.eye(4)[labels] + rng.normal(scale=0.8, size=(40, 4))
+    before = blas_threads()
+    free = linear_probe(feats, labels)
+    monkeypatch.setattr(LogisticRegression, "fit", spy)
+    capped = linear_probe(feats, labels, threads=1)
+    assert seen == [{1}] * 5 and blas_threads() == before
+    assert capped == free

@@ -85,10 +85,10 @@ def compile_towers(model, towers) -> None:
 
     On the CPU the default image tower (open_clip's ModifiedResNet) is convolutions and matmuls
     joined by many small elementwise passes (batch norm, ReLU, average pooling); inductor fuses
-    those around oneDNN's convolutions. A CLIP training step of the default run took 0.20-0.22 s
-    instead of 0.24-0.26 s on this project's 2-core machine, the text tower left eager: compiling
-    the 64-wide text tower as well made the step slower (``benchmarks/train_step.py
-    --compile-towers``; docs/recipe_study.md, section 7).
+    those around oneDNN's convolutions. With the image tower compiled, the default run's training
+    loops took 16% less time on this project's 2-core machine (docs/recipe_study.md, section 7;
+    per method, ``benchmarks/train_step.py --compile-towers image``). Compiling the 64-wide text
+    tower as well made a CLIP step slower.
 
     Only ``forward`` is replaced, as an instance attribute: the parameters, their names and
     ``state_dict`` stay the module's own, so checkpoints, resumption and evaluation do not know a

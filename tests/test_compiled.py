@@ -177,7 +177,7 @@ def test_compiled_towers_keep_the_state_dict_and_fall_back(monkeypatch):
     assert torch.equal(out.image, ref.image) and torch.equal(out.text, ref.text)
 
 
-def test_the_loop_compiles_the_towers_it_is_given(monkeypatch, tmp_path):
+def test_the_loop_compiles_the_towers_it_is_given(monkeypatch, tmp_path, capsys):
     """train.compile_towers = [image] routes the image tower, and only it, through torch.compile;
     the run's weights are saved under the eager model's names."""
     from test_train_loop import cfg_for, parts_for
@@ -194,7 +194,8 @@ def test_the_loop_compiles_the_towers_it_is_given(monkeypatch, tmp_path):
         return run
 
     monkeypatch.setattr(compiled.torch, "compile", spy_compile)
-    fit(cfg_for("clip", steps=2, compile_towers=["image"]), tmp_path / "c", parts_for("clip"))
+    fit(cfg_for("clip", steps=2, compile_towers=["image"], progress=True), tmp_path / "c", parts_for("clip"))
+    assert "the first step compiles the image tower(s)" in capsys.readouterr().err
     assert seen and set(seen) == {type(models.build_model(TINY, methods.get("clip")).visual).__name__}
     assert len(seen) == 2  # one image-tower call per step
     state = ckpt.load(tmp_path / "c" / "final.pt")["model"]

@@ -212,6 +212,9 @@ def _fit(cfg: dict, run_dir: Path, parts: Components, info: DistInfo, stop_after
                disable=not (info.is_main and t_cfg["progress"]), dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30.0)  # batch logs: a line per 30 s
     last_good, record = resume_path, {"loss": run.last_loss}  # a call with no step left keeps the saved loss
+    if t_cfg["compile_towers"] and info.is_main and run.start < end:
+        bar.write(f"train.compile_towers: the first step compiles the {' and '.join(t_cfg['compile_towers'])} "
+                  f"tower(s) (about a minute on 2 cores; seconds when inductor's cache has them)", file=sys.stderr)
     with _StopFlag() as stop:
         try:
             for step in range(run.start, end):

@@ -18,12 +18,14 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
+from threadpoolctl import threadpool_limits
 
 from hyplib import methods, models
 from hyplib.data.benchmarks import load_benchmark
 from hyplib.data.taxonomy import BACKGROUNDS, colours, with_article
 from hyplib.evaluation import _common as C
 from hyplib.evaluation import load_model
+from hyplib.evaluation.probe import blas_threads
 from hyplib.evaluation.zeroshot import evaluate_zeroshot
 
 
@@ -36,7 +38,9 @@ def prompt_sets(benchmark: dict) -> dict[str, list[str]]:
 def probe(model, benchmark: dict, folds: int = 5) -> float:
     """Cross-validated accuracy of a linear classifier on the image features."""
     feats = np.asarray(C.image_features(model, benchmark["images"]))
-    return float(cross_val_score(LogisticRegression(max_iter=2000), feats, benchmark["labels"], cv=folds).mean())
+    with threadpool_limits(limits=blas_threads(feats.size), user_api="blas"):  # small fits: one thread
+        return float(cross_val_score(LogisticRegression(max_iter=2000), feats, benchmark["labels"],
+                                     cv=folds).mean())
 
 
 def train_in_memory(cfg: dict, model, method, steps: int, batch_at, bench: dict) -> tuple[float, list[float]]:

@@ -46,3 +46,11 @@ def test_threads_cap_the_blas_pool_during_the_fits_only(monkeypatch):
     capped = linear_probe(feats, labels, threads=1)
     assert seen == [{1}] * 5 and blas_threads() == before
     assert capped == free
+
+
+def test_small_fits_take_one_blas_thread_large_ones_the_default():
+    from hyplib.evaluation.probe import SMALL_FIT_ENTRIES
+    from hyplib.evaluation.probe import blas_threads as threads_for
+
+    assert threads_for(600 * 512) == 1 and threads_for(SMALL_FIT_ENTRIES - 1) == 1
+    assert threads_for(SMALL_FIT_ENTRIES) is None and threads_for(50_000 * 512) is None

@@ -144,7 +144,7 @@ RESNET = dict(image_size=32, vision_tower="resnet", vision_layers=1, vision_widt
 def test_compile_towers_is_a_list_of_tower_names():
     assert resolve_config({})["train"]["compile_towers"] == []
     assert resolve_config({"train": {"compile_towers": ["image"]}})["train"]["compile_towers"] == ["image"]
-    for bad in (True, "image", ["images"], ["image", "audio"]):
+    for bad in (True, "image", ["images"], ["image", "audio"], [{"image": 1}], [["image"]]):
         with pytest.raises(ConfigError, match=r"train\.compile_towers"):
             resolve_config({"train": {"compile_towers": bad}})
     model = models.build_model(TINY, methods.get("clip"))

@@ -248,7 +248,8 @@ def _check_values(cfg: Mapping) -> None:
         ("train.gather", t["gather"], isinstance(t["gather"], bool), "true or false"),
         ("train.compile", t["compile"], isinstance(t["compile"], bool), "true or false"),
         ("train.compile_towers", t["compile_towers"], isinstance(t["compile_towers"], list)
-         and set(t["compile_towers"]) <= {"image", "text"}, "a list of towers: [], [image] or [image, text]"),
+         and all(x in ("image", "text") for x in t["compile_towers"]),
+         "a list of towers: [], [image] or [image, text]"),
         ("train.progress", t["progress"], isinstance(t["progress"], bool), "true or false"),
         ("train.checkpoint_every", t["checkpoint_every"], _int(t["checkpoint_every"], 1), "a positive integer"),
         ("train.keep_checkpoints", t["keep_checkpoints"], _int(t["keep_checkpoints"], 1), "an integer >= 1"),

@@ -34,7 +34,7 @@ import torch
 
 from hyplib import methods, models
 from hyplib.training.compiled import compile_method, compile_towers
-from hyplib.training.config import resolve_config
+from hyplib.training.config import COMPILABLE_TOWERS, resolve_config
 from hyplib.training.schedule import build_optimizer
 from hyplib.training.step import StepRunner
 
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: unchanged)")
     p.add_argument("--target", type=float, default=0.85, help="least steps/s ratio to the baseline")
-    p.add_argument("--compile-towers", nargs="+", choices=["image", "text"], default=None,
+    p.add_argument("--compile-towers", nargs="+", choices=COMPILABLE_TOWERS, default=None,
                    help="also time every method with these towers compiled (train.compile_towers)")
     args = p.parse_args(argv)
     if args.threads:

@@ -21,6 +21,7 @@ import warnings
 import torch
 
 from hyplib import lorentz
+from hyplib.training.config import COMPILABLE_TOWERS
 
 __all__ = ["CompiledOrEager", "compile_method", "compile_towers", "keep_hand_written_kernels_eager"]
 
@@ -76,7 +77,7 @@ def compile_method(method):
 
 
 #: ``train.compile_towers`` entries -> the model attribute that holds the tower.
-TOWERS = {"image": "visual", "text": "text"}
+TOWERS = dict(zip(COMPILABLE_TOWERS, ("visual", "text"), strict=True))
 
 
 def compile_towers(model, towers) -> None:

@@ -87,6 +87,8 @@ RUNTIME_KEYS = frozenset({
 })
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: Towers ``train.compile_towers`` may name (hyplib.training.compiled.TOWERS maps them to modules).
+COMPILABLE_TOWERS = ("image", "text")
 
 
 def load_yaml(path: str | os.PathLike) -> dict:
@@ -248,7 +250,7 @@ def _check_values(cfg: Mapping) -> None:
         ("train.gather", t["gather"], isinstance(t["gather"], bool), "true or false"),
         ("train.compile", t["compile"], isinstance(t["compile"], bool), "true or false"),
         ("train.compile_towers", t["compile_towers"], isinstance(t["compile_towers"], list)
-         and all(x in ("image", "text") for x in t["compile_towers"]),
+         and all(x in COMPILABLE_TOWERS for x in t["compile_towers"]),
          "a list of towers: [], [image] or [image, text]"),
         ("train.progress", t["progress"], isinstance(t["progress"], bool), "true or false"),
         ("train.checkpoint_every", t["checkpoint_every"], _int(t["checkpoint_every"], 1), "a positive integer"),

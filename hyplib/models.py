@@ -31,6 +31,7 @@ import torch
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg, _build_text_tower, _build_vision_tower
 from torch import Tensor, nn
 
+from hyplib.attention_pool import use_first_token_pool
 from hyplib.methods.base import Embeddings, Method
 
 __all__ = ["HypVLM", "build_model", "param_groups", "MODEL_KEYS", "VISION_MODELS", "VISION_TOWERS", "NAMED_MODEL_KEYS",
@@ -127,7 +128,8 @@ class HypVLM(nn.Module):
         #: Side of the square input images in pixels (the ViT stores a pair, the ResNet an int).
         size = vision_cfg.image_size
         self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
-        self.visual = _build_vision_tower(embed_dim, vision_cfg)
+        # open_clip's ResNet pool, computed for the one token it returns (hyplib.attention_pool)
+        self.visual = use_first_token_pool(_build_vision_tower(embed_dim, vision_cfg))
         self.text = _build_text_tower(embed_dim, text_cfg)
         self.tokenizer = open_clip.SimpleTokenizer(context_length=self.context_length)
         cfg = method.defaults

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1] / "hyplib"
 LAYERS = [
     ("geometry and utilities", {"lorentz", "product", "native", "tree", "paths", "papermill_retry"}),
     ("methods", {"methods"}),
-    ("models and data", {"models", "data", "released"}),
+    ("models and data", {"models", "attention_pool", "data", "released"}),
     ("training", {"training", "train"}),
     ("evaluation", {"evaluation", "released_eval"}),
     ("presentation", {"plotting", "figures", "propositions", "reporting"}),

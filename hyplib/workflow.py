@@ -282,23 +282,6 @@ def train_priority(run: dict) -> int:
     return 2 if run_uses_boxes(run) else 1
 
 
-def train_priorities(runs) -> dict[str, int]:
-    """Snakemake priority of every planned run's training job, by run name: :func:`train_priority`,
-    except that the first run without boxes gets 3 when some run has boxes.
-
-    The two jobs that start together then encode different image batches: a box method encodes
-    its images and crops in one batch of ``2 x batch_size``, the others ``batch_size``. With
-    ``train.compile_towers`` and a cold inductor cache, each shape is then compiled once, and the
-    jobs that start later find both in the cache; with the box methods alone first, both jobs
-    compiled the same shape at once (about 55 s each in the 2026-11-28 default run)."""
-    runs = list(runs)
-    prio = {run["name"]: train_priority(run) for run in runs}
-    plain = [run["name"] for run in runs if prio[run["name"]] == 1]
-    if plain and len(plain) < len(runs):
-        prio[plain[0]] = 3
-    return prio
-
-
 def run_shards(config: dict, run: dict, data_dir: str = "results/data") -> str:
     """The shard folder a run trains on: ``<data_dir>/grit`` for a run that uses boxes when the
     config's real data has ``grit_shards``; else ``<data_dir>/train`` (generated shards carry boxes)."""

@@ -60,21 +60,6 @@ def test_box_runs_train_first():
     assert wf.train_priority(next(r for r in boxes if r["name"] == "meru-boxes-s0")) == 2
 
 
-def test_first_jobs_encode_different_batch_shapes():
-    """The first run without boxes outranks the box runs, so the two jobs that start together
-    compile different image batch shapes; the rest keep train_priority's order."""
-    runs = wf.plan_runs(_config("default"))
-    prio = wf.train_priorities(runs)
-    assert prio["clip-base-s0"] == 3
-    assert {n: p for n, p in prio.items() if n != "clip-base-s0"} == {
-        r["name"]: wf.train_priority(r) for r in runs if r["name"] != "clip-base-s0"}
-    plain = [r for r in runs if not wf.run_uses_boxes(r)]
-    assert wf.train_priorities(plain) == {r["name"]: 1 for r in plain}
-    boxed = [r for r in runs if wf.run_uses_boxes(r)]
-    assert wf.train_priorities(boxed) == {r["name"]: 2 for r in boxed}
-    assert wf.train_priorities([]) == {}
-
-
 def test_runs_for_figure_selects_by_study_and_method():
     runs = wf.plan_runs(_config("default"))
     curv = wf.runs_for_figure(runs, "curvature_robustness")

@@ -5,7 +5,6 @@
 # and reports it. A preempted or timed-out job resumes from its checkpoint when rerun.
 TRAIN_NODES, TRAIN_GPUS_PER_NODE = train_layout()
 TRAIN_LAUNCH = ""
-TRAIN_PRIORITY = wf.train_priorities(RUNS.values())  # the longest first; two compile shapes at the start
 if TRAIN_NODES * TRAIN_GPUS_PER_NODE > 1:
     TRAIN_LAUNCH = (
         f"srun --kill-on-bad-exit=1 --nodes={TRAIN_NODES} --ntasks={TRAIN_NODES * TRAIN_GPUS_PER_NODE} "
@@ -26,7 +25,7 @@ rule train:
     log:
         f"{RESULTS}/notebooks/train/{{run}}.ipynb",
     threads: config["train"]["threads"]
-    priority: lambda wildcards: TRAIN_PRIORITY[wildcards.run]  # longest first, before evaluation
+    priority: lambda wildcards: wf.train_priority(RUNS[wildcards.run])  # longest first, before evaluation
     resources:
         **train_resources(),
     params:

@@ -132,3 +132,30 @@ def test_train_step_times_compiled_towers_beside_eager(capsys, tmp_path, monkeyp
     assert [line.split()[0] for line in ratios if line.strip()] == ["clip", "meru"]
     assert all(float(line.split()[1].rstrip("x")) > 0 for line in ratios if line.strip())
     assert len(calls) == 2 and set(calls) == {"VisionTransformer"}  # the image towers of clip@compiled, meru@compiled
+
+
+def test_attention_pool_times_both_pools_and_reports_ratios(capsys, tmp_path):
+    """A small run: each method with open_clip's pool and with the first-token pool, the runners
+    really carrying those pools, and one ratio line per method; a ViT config is refused."""
+    import yaml
+    from open_clip.modified_resnet import AttentionPool2d
+
+    from hyplib.attention_pool import FirstTokenAttentionPool
+
+    attention_pool = _load("attention_pool")
+    model = dict(vision_tower="resnet", image_size=32, vision_width=8, vision_layers=1, vision_heads=4,
+                 text_width=32, text_layers=1, text_heads=2, context_length=16)
+    pools = {p: type(attention_pool.make_runner("clip", model, p).model.visual.attnpool) for p in attention_pool.POOLS}
+    assert pools == {"open_clip": AttentionPool2d, "first-token": FirstTokenAttentionPool}
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({"model": model}))
+    assert attention_pool.main(["--config", str(cfg), "--methods", "clip", "meru", "--batch", "4",
+                                "--steps", "1", "--rounds", "2"]) == 0
+    out = capsys.readouterr().out
+    ratios = [line for line in out.splitlines() if "first-token / open_clip step time" in line]
+    assert [line.split(":")[0] for line in ratios] == ["clip", "meru"]
+    assert all(float(line.split("= ")[1].split()[0]) > 0 for line in ratios)
+    vit = tmp_path / "vit.yaml"
+    vit.write_text(yaml.safe_dump({"model": {**model, "vision_tower": "vit", "patch_size": 8}}))
+    with pytest.raises(SystemExit, match="not resnet"):
+        attention_pool.main(["--config", str(vit)])

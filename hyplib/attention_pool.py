@@ -14,7 +14,7 @@ the same output with less work:
 The two are equal in exact arithmetic and differ in float32 rounding (``tests/test_attention_pool.py``
 checks both). At the default run's 32-px input the last stage is 1 x 1, so the pool projects one
 position instead of two and has half the multiply-adds. On 2 CPU cores, batch 64, the image
-tower's forward and backward took 9-13% less time and a training step 9-10% less
+tower's forward and backward took 9-13% less time and a training step 7-10% less
 (docs/recipe_study.md, section 8).
 
 Parameters, their names and ``state_dict`` are open_clip's: :func:`use_first_token_pool` only

@@ -18,7 +18,7 @@ TINY_RESNET = {"vision_tower": "resnet", "vision_layers": 1, "vision_width": 8, 
 def _pools(side: int, width: int = 64, heads: int = 8, out: int = 24, dtype=torch.float64):
     torch.manual_seed(side)
     reference = AttentionPool2d(side, width, heads, out).to(dtype)
-    with torch.no_grad():  # biases are zero at construction; make them count
+    with torch.no_grad():  # move every parameter off its initial distribution, biases included
         for p in reference.parameters():
             p.add_(0.1 * torch.randn_like(p))
     fast = copy.deepcopy(reference)

@@ -204,3 +204,18 @@ def test_report_caption_covers_every_figure():
     for name in wf.FIGURE_NEEDS:
         assert f'snakemake.wildcards.name == "{name}"' in text
         assert name in CAPTIONS
+
+
+def test_study_seeds_merge_over_the_default_and_add_only_study_runs():
+    """config/studies/study_seeds.yaml, merged over the default as Snakemake merges config files,
+    keeps every default run and adds seeds 1 and 2 of the four curvature runs and the two
+    PHyCLIP ablations (l1 is the base run, already on three seeds)."""
+    from snakemake.utils import update_config
+
+    merged = _config("default")
+    update_config(merged, yaml.safe_load((ROOT / "config" / "studies" / "study_seeds.yaml").read_text()))
+    default = {r["name"] for r in wf.plan_runs(_config("default"))}
+    runs = {r["name"] for r in wf.plan_runs(merged)}
+    assert default < runs
+    assert runs - default == {f"{m}-{c}-s{s}" for m in ("meru", "atmg") for c in ("c0.1", "c2") for s in (1, 2)} | {
+        f"phyclip-{v}-s{s}" for v in ("k1", "linf") for s in (1, 2)}

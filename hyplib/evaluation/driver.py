@@ -131,7 +131,7 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
             batch_size: int = 128, score: str = "method", prompt_agg: str = "auto",
             chain_direction: str = "outward", text_direction: str = "outward",
             traversal_images: int = 32, traversal_steps: int = 10, cone_filter: bool = True,
-            log_path=None, arrays: dict | None = None, report: dict | None = None) -> dict:
+            probe_cost: float | str = 1.0, log_path=None, arrays: dict | None = None, report: dict | None = None) -> dict:
     """Evaluate ``model`` on every benchmark in ``bench_dir``, one protocol of
     :data:`hyplib.evaluation.protocols.REGISTRY` after the other.
 
@@ -147,6 +147,8 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
             ``"auto"``: the method's ``EVAL_DEFAULTS["prompt_agg"]``.
         chain_direction, text_direction: see :mod:`hyplib.evaluation.chains`.
         traversal_images, traversal_steps, cone_filter: root traversal settings.
+        probe_cost: the linear probe's inverse regularisation strength, or ``"sweep"`` for
+            CLIP's per-fold search (:func:`hyplib.evaluation.probe.linear_probe`).
         log_path: a training ``log.jsonl`` for curvature/alpha trajectories (optional).
         arrays: if a dict, filled with raw numpy arrays for figures.
         report: if a dict, filled with ``{"skipped": {protocol: reason}, "method": name}``.
@@ -169,7 +171,7 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
                   options={"batch_size": batch_size, "score": score, "prompt_agg": prompt_agg,
                            "chain_direction": chain_direction, "text_direction": text_direction,
                            "traversal_images": traversal_images, "traversal_steps": traversal_steps,
-                           "cone_filter": cone_filter, "log_path": log_path})
+                           "cone_filter": cone_filter, "probe_cost": probe_cost, "log_path": log_path})
     s.report.setdefault("skipped", {})
     s.report["method"] = getattr(method, "name", str(method))
     if "hierarchy" in protocols and s.bench("zeroshot") is not None:

@@ -208,7 +208,7 @@ def _run_probe(s: Session) -> str | None:
     if folds < 2:
         return "the linear probe needs at least 2 zero-shot images per class"
     feats = C.image_features(s.model, b["images"], batch_size=s.options["batch_size"])
-    s.add("probe", _probe.linear_probe(feats.numpy(), b["labels"], folds=folds))
+    s.add("probe", _probe.linear_probe(feats.numpy(), b["labels"], folds=folds, cost=s.options["probe_cost"]))
 
 
 def _run_hierarchy(s: Session) -> str | None:

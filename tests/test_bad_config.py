@@ -53,11 +53,25 @@ DEFAULT = sorted([f"{m}-base-s{s}" for m in ("clip", "meru", "hycoclip", "atmg",
                  + ["phyclip-k1-s0", "phyclip-linf-s0"])
 
 
-@pytest.mark.parametrize("name,expected", [("quick", QUICK), ("default", DEFAULT), ("paper", PAPER)])
+@pytest.mark.parametrize("name,expected", [("quick", QUICK), ("default", DEFAULT), ("long", DEFAULT), ("paper", PAPER)])
 def test_every_shipped_config_plans_exactly_what_it_lists(name, expected):
     runs = wf.plan_runs(_config(name))
     assert sorted(r["name"] for r in runs) == expected
-    assert len(runs) == {"quick": 12, "default": 24, "paper": 19}[name]
+    assert len(runs) == {"quick": 12, "default": 24, "long": 24, "paper": 19}[name]
+
+
+def test_long_is_the_default_at_600_steps_in_its_own_results_dir():
+    """config/long.yaml must not drift from the default: only its run configuration (600 steps)
+    and its results folder differ, in the workflow file and in the run file."""
+    default, long = _config("default"), _config("long")
+    assert long.pop("results_dir") == "results_long" and "results_dir" not in default
+    assert long["train"].pop("run_config") == "config/runs/long.yaml"
+    assert default["train"].pop("run_config") == "config/runs/default.yaml"
+    assert long == default
+    runs = {n: yaml.safe_load((ROOT / "config" / "runs" / f"{n}.yaml").read_text()) for n in ("default", "long")}
+    assert (runs["default"]["train"].pop("steps"), runs["long"]["train"].pop("steps")) == (300, 600)
+    assert (runs["default"].pop("name"), runs["long"].pop("name")) == ("default", "long")
+    assert runs["long"] == runs["default"]
 
 
 def test_a_config_without_studies_plans_only_its_methods_and_seeds():

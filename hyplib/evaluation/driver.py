@@ -131,7 +131,8 @@ def run_all(model, bench_dir, *, protocols: Sequence[str] | None = None, method=
             batch_size: int = 128, score: str = "method", prompt_agg: str = "auto",
             chain_direction: str = "outward", text_direction: str = "outward",
             traversal_images: int = 32, traversal_steps: int = 10, cone_filter: bool = True,
-            probe_cost: float | str = 1.0, log_path=None, arrays: dict | None = None, report: dict | None = None) -> dict:
+            probe_cost: float | str = 1.0, log_path=None, arrays: dict | None = None,
+            report: dict | None = None) -> dict:
     """Evaluate ``model`` on every benchmark in ``bench_dir``, one protocol of
     :data:`hyplib.evaluation.protocols.REGISTRY` after the other.
 

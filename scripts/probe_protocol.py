@@ -1,6 +1,6 @@
 """The linear probe with its fixed cost against CLIP's cost search, on trained runs.
 
-    python scripts/probe_protocol.py --bench results/data/bench results/runs/*/ --out probe_protocol.jsonl
+    python scripts/probe_protocol.py --bench results/data/bench results/train/*-base-s*/ --out probe_protocol.jsonl
 
 For each run folder (or checkpoint) this encodes the zero-shot benchmark's images with the
 image tower, as the workflow's ``probe`` protocol does, and scores two probes on the same

@@ -25,6 +25,10 @@ sets to the most specific level); one random usable box (see :mod:`hyplib.data.p
 gives ``image_box``/``text_box``; without one the full image/caption is repeated and
 ``has_box`` is False.
 
+Records come from the decoded copy the data step saves beside small shard sets
+(:mod:`hyplib.data.decoded`) when it matches the shards, else from the tars; the batches are the
+same either way.
+
 Corrupt records (undecodable image or json, no image, no caption, malformed captions or boxes:
 see :mod:`hyplib.data.records`) and damaged shards are skipped, counted by reason in
 ``.stats["skipped_by_reason"]`` and by shard in ``.stats["skipped_by_shard"]`` and logged; the
@@ -44,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .decoded import load_decoded
 from .preprocess import crop_box, resize_square, to_tensor, usable_boxes
 from .records import BadRecord, Sample, decode_record
 from .shards import RecordReader, ShardIndex, expand_shards
@@ -91,6 +96,7 @@ class ShardLoader:
         if len(self.index) == 0:
             raise ValueError(f"no readable records in {len(paths)} shard(s): {[str(p) for p in paths[:3]]}")
         self.reader = RecordReader(self.index)
+        self.decoded = load_decoded(self.index)  # the data step's decoded copy, when it matches the shards
         self.batch_size, self.image_size = batch_size, image_size
         self.tokenize = CachedTokenizer(tokenize)  # generated captions repeat: tokenise each once
         self.with_boxes, self.seed, self.rank, self.world_size = with_boxes, seed, rank, world_size
@@ -137,11 +143,13 @@ class ShardLoader:
     def _load(self, i: int, stats: Counter) -> Sample | None:
         if int(i) in self._bad:  # known corrupt: already counted once in this process
             return None
-        key, fields = self.reader.read(int(i))
         stats["records_read"] += 1
         try:
-            return decode_record(key, fields)
+            if self.decoded is not None:
+                return self.decoded.sample(i, meta=False)  # batches read no meta
+            return decode_record(*self.reader.read(int(i)))
         except BadRecord as err:
+            _, key, _ = self.index.record(int(i))
             shard = self.index.shards[int(self.index.shard_of[int(i)])]
             stats[("skip", err.reason, str(shard))] += 1
             self._bad.add(int(i))

@@ -10,7 +10,9 @@
 
 Both write the same layout (``train/`` shards, ``bench/`` benchmarks, ``manifest.json``) and
 return the manifest; then the index of the shards is saved beside them
-(:meth:`hyplib.data.shards.ShardIndex.write_cache`), so runs do not scan the tars again. The
+(:meth:`hyplib.data.shards.ShardIndex.write_cache`), so runs do not scan the tars again; for
+generated data its records are also saved decoded (:func:`hyplib.data.decoded.write_decoded`), so
+runs do not decode them again. The
 notebook passes every parameter it has; each preparer takes the ones it needs. Before either
 runs, what a previous preparation left in ``out_dir`` is removed
 (:func:`hyplib.data.real.clear_prepared`), so switching sources never mixes their files.
@@ -20,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from .decoded import write_decoded
 from .real import SHARD_FOLDERS, clear_prepared, prepare_real
 from .shards import ShardIndex
 
@@ -56,5 +59,7 @@ def prepare_data(source: str, out_dir: str | Path, **params) -> dict:
     for folder in SHARD_FOLDERS.values():  # every training run reads this index instead of scanning the tars
         shards = sorted((Path(out_dir) / folder).glob("*.tar"))
         if shards:
-            ShardIndex.write_cache(shards)
+            index = ShardIndex.write_cache(shards)
+            if source == "generated":  # small and made here: decode once for every run
+                write_decoded(index)
     return manifest

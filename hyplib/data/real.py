@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 
 from .benchmarks import duplicate_caption_counts, save_benchmark
 from .captions import SUBSETS
+from .decoded import IMAGES_FILE, RECORDS_FILE
 from .loader import HYCOCLIP_MIN_BOX
 from .pep_pairs import pep_from_chains
 from .preprocess import usable_boxes
@@ -221,7 +222,9 @@ def clear_prepared(out_dir, *, keep=()) -> None:
                 raise ValueError(f"input {src} lies inside the output folder {folder}; "
                                  "choose another out_dir")
     for folder, pattern in ((managed[0], "*.tar"), (managed[1], "*.tar"), (managed[2], "*.npz"),
-                            (managed[2], "*.json"), (managed[0], INDEX_CACHE), (managed[1], INDEX_CACHE)):
+                            (managed[2], "*.json"), (managed[0], INDEX_CACHE), (managed[1], INDEX_CACHE),
+                            (managed[0], IMAGES_FILE), (managed[0], RECORDS_FILE),
+                            (managed[1], IMAGES_FILE), (managed[1], RECORDS_FILE)):
         for p in folder.glob(pattern):
             p.unlink()
     (out / "manifest.json").unlink(missing_ok=True)

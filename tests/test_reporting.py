@@ -193,6 +193,25 @@ def test_conditions_never_reached_say_so_with_the_trend():
     assert table.loc["6b", "holds"] == reporting.NOT_REACHED
 
 
+@pytest.mark.parametrize("last,holds,words", [
+    ((0.931, 0.931, 0.932), reporting.NOT_REACHED, "8% of the way to the floor after 20 steps"),  # the default run's
+    ((0.95, 0.95, 0.995), "no", "did not move down on every seed"),   # one seed moved 0.6% of the way
+    ((1.0, 1.0, 1.0), "no", "did not move down on every seed"),
+    ((1.2, 1.1, 1.3), "no", "did not move down on every seed"),       # up
+    ((0.12, 0.15, 0.18), "yes", "within 10% of the way from the floor"),
+])
+def test_3b_reads_a_slow_drift_as_not_reached_and_no_drift_as_no(last, holds, words):
+    """The curvature's position (c_last - 0.1) / (1 - 0.1) per seed decides 3b."""
+    runs, metrics, logs = _scenario(good=True)
+    meru = sorted(k for k in logs if k.startswith("meru-base"))
+    assert len(meru) == len(last)
+    for name, c in zip(meru, last):
+        logs[name]["curv"] = np.linspace(1.0, c, len(logs[name]))
+    table = reporting.claims_table(runs, metrics, logs).set_index("id")
+    assert table.loc["3b", "holds"] == holds
+    assert words in table.loc["3b", "note"]
+
+
 def test_claims_on_zero_shot_at_chance_are_inconclusive():
     """2a-2c, 3a, 5a and 5b read zero-shot predictions: at chance their verdicts say so instead."""
     runs, metrics, logs = _scenario(good=True)

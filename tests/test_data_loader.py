@@ -24,12 +24,16 @@ def tok(texts):
     return out
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    out = tmp_path_factory.mktemp("loader")
+def small_shards(out):
+    """96 generated records in 3 shards of blocks of 16 (half of them look-alike), under ``out/train``."""
     generate_all(out, GenConfig.preset("quick", n_train=96, shard_size=32, group_size=16, look_alike_blocks=0.5),
                  progress=False, benchmarks=())
     return out / "train"
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return small_shards(tmp_path_factory.mktemp("loader"))
 
 
 def _batches(loader, n):

@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import torch
 from test_bad_records import MALFORMED, _malformed_shard, _png
-from test_data_loader import tok
+from test_data_loader import small_shards, tok
 
-from hyplib.data import generate_all, make_loader
+from hyplib.data import make_loader
 from hyplib.data.decoded import IMAGES_FILE, RECORDS_FILE, load_decoded, write_decoded
-from hyplib.data.genconfig import GenConfig
 from hyplib.data.prepare import prepare_data
 from hyplib.data.real import clear_prepared
 from hyplib.data.records import BadRecord, decode_record
@@ -24,10 +23,7 @@ from hyplib.data.shards import RecordReader, ShardIndex, expand_shards, write_sh
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    out = tmp_path_factory.mktemp("decoded")
-    generate_all(out, GenConfig.preset("quick", n_train=96, shard_size=32, group_size=16, look_alike_blocks=0.5),
-                 progress=False, benchmarks=())
-    return out / "train"
+    return small_shards(tmp_path_factory.mktemp("decoded"))  # its own folder: the tests write beside it
 
 
 def _index(folder):

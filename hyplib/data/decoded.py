@@ -57,7 +57,7 @@ class DecodedRecords:
     """
 
     def __init__(self, images: np.ndarray, text: np.ndarray, offsets: np.ndarray):
-        if not len(images) == len(offsets):
+        if len(images) != len(offsets):
             raise ValueError(f"{len(images)} images for {len(offsets)} records")
         self.images, self.text, self.offsets = images, text, offsets
 

@@ -12,9 +12,8 @@ Both write the same layout (``train/`` shards, ``bench/`` benchmarks, ``manifest
 return the manifest; then the index of the shards is saved beside them
 (:meth:`hyplib.data.shards.ShardIndex.write_cache`), so runs do not scan the tars again; for
 generated data its records are also saved decoded (:func:`hyplib.data.decoded.write_decoded`), so
-runs do not decode them again. The
-notebook passes every parameter it has; each preparer takes the ones it needs. Before either
-runs, what a previous preparation left in ``out_dir`` is removed
+runs do not decode them again. The notebook passes every parameter it has; each preparer takes
+the ones it needs. Before either runs, what a previous preparation left in ``out_dir`` is removed
 (:func:`hyplib.data.real.clear_prepared`), so switching sources never mixes their files.
 """
 from __future__ import annotations

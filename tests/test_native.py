@@ -7,7 +7,9 @@ those tests skip with that reason, and the fallback tests still run.
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import platform
 import subprocess
 import sys
 
@@ -37,10 +39,10 @@ def _reference(x, y, c, weights):
     return out.detach(), torch.autograd.grad((out * weights).sum(), leaves)
 
 
-def _kernel(x, y, c, weights, keep_bytes=npd.KEEP_ACOSH_BYTES, curv_grad=True):
+def _kernel(x, y, c, weights, curv_grad=True):
     leaves = [t.float().requires_grad_(i < 2 or curv_grad) for i, t in enumerate((x, y, c))]
     xf, yf = (t.transpose(0, 1).contiguous() for t in leaves[:2])
-    out = npd.pairwise_product_dist_l1(xf, yf, leaves[2], keep_bytes=keep_bytes)
+    out = npd.pairwise_product_dist_l1(xf, yf, leaves[2])
     wanted = leaves if curv_grad else leaves[:2]
     return out.detach(), torch.autograd.grad((out * weights.float()).sum(), wanted)
 
@@ -53,19 +55,35 @@ def _relative(a, b):
 @pytest.mark.parametrize("b1, b2, k, d", [
     (37, 53, 3, 8),       # rows not a whole tile, columns not whole vectors
     (16, 264, 2, 4),      # a second column tile of 8
+    (17, 24, 2, 8),       # one whole 16-wide vector and a tail of 8 columns
     (5, 300, 2, 16),
     (20, 40, 3, 3),       # a dimension without a specialised loop
 ])
-@pytest.mark.parametrize("keep_bytes", [npd.KEEP_ACOSH_BYTES, 0])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_kernel_matches_float64_reference(b1, b2, k, d, keep_bytes, threads, monkeypatch):
+def test_kernel_matches_float64_reference(b1, b2, k, d, threads, monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     x, y, c, weights = _points(b1, b2, k, d)
     ref, ref_grads = _reference(x, y, c, weights)
-    out, grads = _kernel(x, y, c, weights, keep_bytes)
+    out, grads = _kernel(x, y, c, weights)
     assert (out.double() - ref).abs().max() <= 2e-6 * ref.abs().max()
     for name, got, want in zip("xyc", grads, ref_grads):
         assert _relative(got, want) < 2e-5, name
+
+
+@needs_kernel
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or "avx512f" not in native._cpu_flags(),
+                    reason="covers the 256-bit build on an AVX-512 x86 machine")
+def test_kernel_built_without_avx512_matches_float64_reference(monkeypatch):
+    """The kernel's 8-lane contractions (what an AVX2-only machine builds) on this machine."""
+    lib = npd.with_signatures(ctypes.CDLL(str(native._build("product_dist", ("-mno-avx512f",)))))
+    monkeypatch.setattr(npd, "_library", lambda: lib)
+    for b1, b2, k, d in [(37, 53, 3, 8), (17, 24, 2, 8), (20, 40, 3, 3)]:
+        x, y, c, weights = _points(b1, b2, k, d)
+        ref, ref_grads = _reference(x, y, c, weights)
+        out, grads = _kernel(x, y, c, weights)
+        assert (out.double() - ref).abs().max() <= 2e-6 * ref.abs().max()
+        for name, got, want in zip("xyc", grads, ref_grads):
+            assert _relative(got, want) < 2e-5, name
 
 
 @needs_kernel
@@ -89,18 +107,17 @@ def test_coincident_points_sit_on_the_floor_and_pass_no_gradient_through_a():
 
 
 @needs_kernel
-def test_fixed_curvature_keeps_nothing_and_returns_no_curvature_gradient():
+def test_fixed_curvature_returns_no_curvature_gradient():
     x, y, c, weights = _points(20, 24, 2, 8)
     ref, ref_grads = _reference(x, y, c, weights)
-    npd._spare.clear()
     out, grads = _kernel(x, y, c, weights, curv_grad=False)
-    assert len(grads) == 2 and npd._spare == []            # no acosh buffer was taken
+    assert len(grads) == 2
     for got, want in zip(grads, ref_grads[:2]):
         assert _relative(got, want) < 2e-5
 
 
 @needs_kernel
-def test_second_backward_recomputes_after_the_kept_buffer_went_back():
+def test_a_second_backward_gives_the_same_gradients():
     x, y, c, weights = _points(18, 9, 2, 8)
     leaves = [t.float().requires_grad_() for t in (x, y, c)]
     out = npd.pairwise_product_dist_l1(*(t.transpose(0, 1).contiguous() for t in leaves[:2]), leaves[2])
@@ -214,15 +231,3 @@ def test_row_ranges_cover_every_row_once_in_whole_tiles():
         assert all(hi == lo2 for (_, hi), (lo2, _) in zip(ranges[:-1], ranges[1:]))
         assert all(lo % npd.TILE_ROWS == 0 for lo, _ in ranges)
         assert len(ranges) <= threads
-
-
-def test_spare_buffers_are_reused_smallest_first_and_bounded(monkeypatch):
-    monkeypatch.setattr(npd, "_spare", [])
-    big, small = torch.empty(100), torch.empty(10)
-    npd._give_back(big)
-    npd._give_back(small)
-    assert npd._take_buffer(8) is small and npd._take_buffer(8) is big
-    assert npd._take_buffer(8).numel() == 8                  # none spare: a new one
-    for _ in range(npd.KEPT_BUFFERS + 2):
-        npd._give_back(torch.empty(4))
-    assert len(npd._spare) == npd.KEPT_BUFFERS

@@ -59,13 +59,16 @@ def _run(cmd: list[str]) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
 
 
-def _build(name: str) -> Path:
+def _build(name: str, extra_flags: tuple[str, ...] = ()) -> Path:
+    """Build (or find in the cache) ``<name>.c`` with COMPILE_FLAGS and then ``extra_flags`` (the
+    tests add ``-mno-avx512f`` to cover the 256-bit code on an AVX-512 machine)."""
     source = SOURCE_DIR / f"{name}.c"
+    flags = (*COMPILE_FLAGS, *extra_flags)
     cc = shutil.which(os.environ.get("CC", "cc"))
     if cc is None:
         raise RuntimeError(f"no C compiler found (CC={os.environ.get('CC', 'cc')!r})")
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256("\n".join([source.read_text(), version, *COMPILE_FLAGS, *LINK_LIBS,
+    key = hashlib.sha256("\n".join([source.read_text(), version, *flags, *LINK_LIBS,
                                     platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
     target = cache_dir() / f"{name}-{key}.so"
     if target.exists():
@@ -73,7 +76,7 @@ def _build(name: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         obj, lib = Path(tmp) / f"{name}.o", Path(tmp) / f"{name}.so"
-        _run([cc, *COMPILE_FLAGS, "-c", str(source), "-o", str(obj)])
+        _run([cc, *flags, "-c", str(source), "-o", str(obj)])
         _run([cc, "-shared", "-o", str(lib), str(obj), *LINK_LIBS])
         os.replace(lib, target)
     return target

@@ -19,7 +19,14 @@
 #include <string.h>
 #include <math.h>
 
-enum { ROWS = 16, COLS = 256, LANES = 8, MAX_D = 64 };
+/* The contractions' vector width: a whole AVX-512 register where there is one (the 256-bit
+ * width took 10-15% more backward time on an AVX-512 Xeon), else 256 bits. */
+#if defined(__AVX512F__)
+enum { LANES = 16 };
+#else
+enum { LANES = 8 };
+#endif
+enum { ROWS = 16, COLS = 256, MAX_D = 64 };
 
 /* Row stride of the tile buffers: COLS plus one cache line. Rows 4 KiB apart (as in a
  * (k, d, 1024) tensor) all fall in one L1 set and evict each other; these do not. */
@@ -27,13 +34,18 @@ enum { STRIDE = COLS + 16 };
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-typedef float vec8 __attribute__((vector_size(LANES * sizeof(float))));
+typedef float vecf __attribute__((vector_size(LANES * sizeof(float))));
 
 static inline int min_int(int a, int b) { return a < b ? a : b; }
-static inline vec8 load8(const float *p) { vec8 v; memcpy(&v, p, sizeof v); return v; }
-static inline void store8(float *p, vec8 v) { memcpy(p, &v, sizeof v); }
-static inline vec8 splat8(float s) { return (vec8){s, s, s, s, s, s, s, s}; }
-static inline float total8(vec8 v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
+static inline vecf loadv(const float *p) { vecf v; memcpy(&v, p, sizeof v); return v; }
+static inline void storev(float *p, vecf v) { memcpy(p, &v, sizeof v); }
+static inline vecf splatv(float s) { return (vecf){} + s; }
+static inline float totalv(vecf v)
+{
+    float sum = 0.0f;
+    for (int l = 0; l < LANES; l++) sum += v[l];
+    return sum;
+}
 
 /*
  * Natural log of a finite float v >= 1 (the acosh argument a + sqrt(a^2 - 1) is), within one
@@ -76,11 +88,10 @@ static void pack_columns(int n, int d, int b2, const float *yt_f, const float *y
 
 /*
  * One tile row of the forward: o[j] += wf acosh(a_j), a_j = s0 u[d, j] + sum_dd cx[dd] u[dd, j]
- * (u: the packed tile), and kept[j] = acosh(a_j) when `keep`.
+ * (u: the packed tile).
  */
-ALWAYS_INLINE void forward_row(int n, const int d, const int keep, float s0, const float *restrict cx,
-                               float wf, float floor_, const float *restrict u, float *restrict o,
-                               float *restrict kept)
+ALWAYS_INLINE void forward_row(int n, const int d, float s0, const float *restrict cx, float wf, float floor_,
+                               const float *restrict u, float *restrict o)
 {
     for (int j = 0; j < n; j++) {
         float a = s0 * u[d * STRIDE + j];
@@ -88,33 +99,24 @@ ALWAYS_INLINE void forward_row(int n, const int d, const int keep, float s0, con
         const float v = a > floor_ ? a : floor_;        /* floor at 1 + eps: rounding puts coincident points below 1 */
         const float acosh = log_at_least_one(v + sqrtf(v * v - 1.0f));
         o[j] += wf * acosh;
-        if (keep) kept[j] = acosh;
     }
 }
 
-static void forward_row_any(int n, int d, int keep, float s0, const float *cx, float wf, float floor_,
-                            const float *u, float *o, float *kept)
+static void forward_row_any(int n, int d, float s0, const float *cx, float wf, float floor_, const float *u,
+                            float *o)
 {
-    if (keep) {
-        if (d == 8) forward_row(n, 8, 1, s0, cx, wf, floor_, u, o, kept);
-        else if (d == 4) forward_row(n, 4, 1, s0, cx, wf, floor_, u, o, kept);
-        else if (d == 16) forward_row(n, 16, 1, s0, cx, wf, floor_, u, o, kept);
-        else forward_row(n, d, 1, s0, cx, wf, floor_, u, o, kept);
-    } else {
-        if (d == 8) forward_row(n, 8, 0, s0, cx, wf, floor_, u, o, kept);
-        else if (d == 4) forward_row(n, 4, 0, s0, cx, wf, floor_, u, o, kept);
-        else if (d == 16) forward_row(n, 16, 0, s0, cx, wf, floor_, u, o, kept);
-        else forward_row(n, d, 0, s0, cx, wf, floor_, u, o, kept);
-    }
+    if (d == 8) forward_row(n, 8, s0, cx, wf, floor_, u, o);
+    else if (d == 4) forward_row(n, 4, s0, cx, wf, floor_, u, o);
+    else if (d == 16) forward_row(n, 16, s0, cx, wf, floor_, u, o);
+    else forward_row(n, d, s0, cx, wf, floor_, u, o);
 }
 
 /*
  * out[i, j] = sum_f weight[f] acosh(a_fij) for rows row_lo <= i < row_hi (weight = 1/(k sqrt c)).
- * If `kept` is not NULL, kept[f, i, j] = acosh(a_fij) too ((k, b1, b2)), for the backward.
  */
 void product_dist_l1_forward(int k, int b1, int b2, int d, const float *x, const float *xt,
                              const float *yT, const float *yt, const float *c, const float *weight,
-                             float floor_, int row_lo, int row_hi, float *out, float *kept)
+                             float floor_, int row_lo, int row_hi, float *out)
 {
     static _Thread_local float tile[(MAX_D + 1) * STRIDE], acc[ROWS * STRIDE];
     float cx[MAX_D];
@@ -129,8 +131,7 @@ void product_dist_l1_forward(int k, int b1, int b2, int d, const float *x, const
                 for (int i = i0; i < i1; i++) {
                     const long fi = (long)f * b1 + i;
                     for (int dd = 0; dd < d; dd++) cx[dd] = -cf * x[fi * d + dd];
-                    forward_row_any(n, d, kept != NULL, cf * xt[fi], cx, weight[f], floor_, tile,
-                                    acc + (i - i0) * STRIDE, kept ? kept + fi * b2 + j0 : NULL);
+                    forward_row_any(n, d, cf * xt[fi], cx, weight[f], floor_, tile, acc + (i - i0) * STRIDE);
                 }
             }
             for (int i = i0; i < i1; i++)
@@ -139,17 +140,15 @@ void product_dist_l1_forward(int k, int b1, int b2, int d, const float *x, const
     }
 }
 
-/* Where the backward's sum_j (g_j / k) acosh(a_j) comes from. */
-enum { ACOSH_NONE = 0, ACOSH_LOG = 1, ACOSH_KEPT = 2 };
-
 /*
  * One tile row of the backward: h[j] = H_j = (g_j / k) / sqrt(a_j^2 - 1) (0 on the floor),
- * *sum_ha += sum_j H_j a_j, and *sum_wd += sum_j (g_j / k) acosh(a_j) with acosh computed
- * (ACOSH_LOG), read from the forward's kept row (ACOSH_KEPT) or not at all (ACOSH_NONE).
+ * *sum_ha += sum_j H_j a_j, and, when `with_log`, *sum_wd += sum_j (g_j / k) acosh(a_j).
+ * acosh is computed again rather than kept from the forward: on an AVX-512 Xeon writing and
+ * reading back (k, B1, B2) values cost 20% more than this logarithm.
  */
-ALWAYS_INLINE void gradient_row(int n, const int d, const int source, float s0, const float *restrict cx,
+ALWAYS_INLINE void gradient_row(int n, const int d, const int with_log, float s0, const float *restrict cx,
                                 float inv_k, float floor_, const float *restrict u, const float *restrict g,
-                                const float *restrict kept, float *restrict h, float *sum_wd, float *sum_ha)
+                                float *restrict h, float *sum_wd, float *sum_ha)
 {
     float wd = 0.0f, ha = 0.0f;
     for (int j = 0; j < n; j++) {
@@ -160,8 +159,7 @@ ALWAYS_INLINE void gradient_row(int n, const int d, const int source, float s0, 
         const float s = sqrtf(v * v - 1.0f);
         const float w = g[j] * inv_k;
         const float hv = inside ? w / s : 0.0f;                /* floored entries pass no gradient through a */
-        if (source == ACOSH_LOG) wd += w * log_at_least_one(v + s);
-        if (source == ACOSH_KEPT) wd += w * kept[j];
+        if (with_log) wd += w * log_at_least_one(v + s);
         ha += hv * v;
         h[j] = hv;
     }
@@ -169,21 +167,19 @@ ALWAYS_INLINE void gradient_row(int n, const int d, const int source, float s0, 
     *sum_ha += ha;
 }
 
-static void gradient_row_any(int n, int d, int source, float s0, const float *cx, float inv_k, float floor_,
-                             const float *u, const float *g, const float *kept, float *h, float *sum_wd,
-                             float *sum_ha)
+static void gradient_row_any(int n, int d, int with_log, float s0, const float *cx, float inv_k, float floor_,
+                             const float *u, const float *g, float *h, float *sum_wd, float *sum_ha)
 {
-#define GRADIENT_ROW(D, SOURCE) gradient_row(n, D, SOURCE, s0, cx, inv_k, floor_, u, g, kept, h, sum_wd, sum_ha)
-#define GRADIENT_ROW_D(SOURCE)                                                                       \
+#define GRADIENT_ROW(D, LOG) gradient_row(n, D, LOG, s0, cx, inv_k, floor_, u, g, h, sum_wd, sum_ha)
+#define GRADIENT_ROW_D(LOG)                                                                          \
     do {                                                                                             \
-        if (d == 8) GRADIENT_ROW(8, SOURCE);                                                         \
-        else if (d == 4) GRADIENT_ROW(4, SOURCE);                                                    \
-        else if (d == 16) GRADIENT_ROW(16, SOURCE);                                                  \
-        else GRADIENT_ROW(d, SOURCE);                                                                \
+        if (d == 8) GRADIENT_ROW(8, LOG);                                                            \
+        else if (d == 4) GRADIENT_ROW(4, LOG);                                                       \
+        else if (d == 16) GRADIENT_ROW(16, LOG);                                                     \
+        else GRADIENT_ROW(d, LOG);                                                                   \
     } while (0)
-    if (source == ACOSH_LOG) GRADIENT_ROW_D(ACOSH_LOG);
-    else if (source == ACOSH_KEPT) GRADIENT_ROW_D(ACOSH_KEPT);
-    else GRADIENT_ROW_D(ACOSH_NONE);
+    if (with_log) GRADIENT_ROW_D(1);
+    else GRADIENT_ROW_D(0);
 #undef GRADIENT_ROW_D
 #undef GRADIENT_ROW
 }
@@ -201,27 +197,27 @@ ALWAYS_INLINE void contract_tile(int n, int m, const int d, int b2, const float 
     const int nv = n - n % LANES;                                /* columns in whole vectors */
     for (int r = 0; r < m; r++) {
         const float *hr = h + r * STRIDE;
-        vec8 acc[d + 1];
-        for (int dd = 0; dd <= d; dd++) acc[dd] = splat8(0.0f);
+        vecf acc[d + 1];
+        for (int dd = 0; dd <= d; dd++) acc[dd] = splatv(0.0f);
         for (int j = 0; j < nv; j += LANES) {
-            const vec8 hv = load8(hr + j);
-            for (int dd = 0; dd <= d; dd++) acc[dd] += hv * load8(u + dd * STRIDE + j);
+            const vecf hv = loadv(hr + j);
+            for (int dd = 0; dd <= d; dd++) acc[dd] += hv * loadv(u + dd * STRIDE + j);
         }
         for (int dd = 0; dd <= d; dd++) {
-            float sum = total8(acc[dd]);
+            float sum = totalv(acc[dd]);
             for (int j = nv; j < n; j++) sum += hr[j] * u[dd * STRIDE + j];
             rows[r * (d + 1) + dd] += sum;
         }
     }
     for (int j = 0; j < nv; j += LANES) {
-        vec8 acc[d + 1];
-        for (int dd = 0; dd <= d; dd++) acc[dd] = load8(cols + (long)dd * b2 + j);
+        vecf acc[d + 1];
+        for (int dd = 0; dd <= d; dd++) acc[dd] = loadv(cols + (long)dd * b2 + j);
         for (int r = 0; r < m; r++) {
-            const vec8 hv = load8(h + r * STRIDE + j);
-            for (int dd = 0; dd < d; dd++) acc[dd] += hv * splat8(x[r * d + dd]);
-            acc[d] += hv * splat8(xt[r]);
+            const vecf hv = loadv(h + r * STRIDE + j);
+            for (int dd = 0; dd < d; dd++) acc[dd] += hv * splatv(x[r * d + dd]);
+            acc[d] += hv * splatv(xt[r]);
         }
-        for (int dd = 0; dd <= d; dd++) store8(cols + (long)dd * b2 + j, acc[dd]);
+        for (int dd = 0; dd <= d; dd++) storev(cols + (long)dd * b2 + j, acc[dd]);
     }
     for (int j = nv; j < n; j++) {
         for (int r = 0; r < m; r++) {
@@ -247,16 +243,15 @@ static void contract_tile_any(int n, int m, int d, int b2, const float *h, const
  *   rows (k, b1, d+1):  [sum_j H_fij y_fj | sum_j H_fij yt_fj]   (rows written here only)
  *   cols (k, d+1, b2):  [sum_i H_fij x_fi | sum_i H_fij xt_fi]   (this call's partial sums)
  *   sums (k, 2):        [sum W acosh(a_f) | sum H_f a_f]          (this call's partial sums;
- *                        the first is 0 unless `kept` (the forward's acosh values) or `with_log`)
+ *                        the first is 0 unless `with_log`)
  * rows, cols and sums must be zeroed by the caller.
  */
 void product_dist_l1_backward(int k, int b1, int b2, int d, const float *x, const float *xt,
                               const float *yT, const float *yt, const float *c, const float *g,
-                              const float *kept, float inv_k, float floor_, int with_log, int row_lo,
+                              float inv_k, float floor_, int with_log, int row_lo,
                               int row_hi, float *rows, float *cols, double *sums)
 {
     static _Thread_local float tile[(MAX_D + 1) * STRIDE], g_tile[ROWS * STRIDE], h[ROWS * STRIDE];
-    const int source = kept ? ACOSH_KEPT : with_log ? ACOSH_LOG : ACOSH_NONE;
     float cx[MAX_D];
     for (int i0 = row_lo; i0 < row_hi; i0 += ROWS) {
         const int i1 = min_int(i0 + ROWS, row_hi), m = i1 - i0;
@@ -271,8 +266,8 @@ void product_dist_l1_backward(int k, int b1, int b2, int d, const float *x, cons
                 for (int i = i0; i < i1; i++) {
                     const long fi = (long)f * b1 + i;
                     for (int dd = 0; dd < d; dd++) cx[dd] = -cf * x[fi * d + dd];
-                    gradient_row_any(n, d, source, cf * xt[fi], cx, inv_k, floor_, tile, g_tile + (i - i0) * STRIDE,
-                                     kept ? kept + fi * b2 + j0 : NULL, h + (i - i0) * STRIDE, &sum_wd, &sum_ha);
+                    gradient_row_any(n, d, with_log, cf * xt[fi], cx, inv_k, floor_, tile, g_tile + (i - i0) * STRIDE,
+                                     h + (i - i0) * STRIDE, &sum_wd, &sum_ha);
                 }
                 sums[2 * f] += sum_wd;
                 sums[2 * f + 1] += sum_ha;

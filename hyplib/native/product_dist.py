@@ -5,9 +5,9 @@ Same function, value and gradients, as :func:`hyplib.product.pairwise_dist` with
 it can), but every (factor, row, column) entry is computed in registers: the acosh argument
 ``a = c (x_t y_t - x.y)`` from the d coordinates, its ``log``, and in the backward the
 contractions with ``H = (g/k) / sqrt(a^2 - 1)`` (0 where ``a`` sat on its floor at ``1 + eps``).
-The only (k, B1, B2) array is optional: the curvature gradient needs ``sum W acosh(a)`` per
-factor, and the forward keeps the ``acosh`` values for it when they fit in ``keep_bytes`` (reading
-them back is cheaper than a second ``log`` per entry); otherwise the backward recomputes them.
+No (k, B1, B2) array is made: the curvature gradient needs ``sum W acosh(a)`` per factor, and
+the backward computes ``acosh`` again for it (on an AVX-512 Xeon, keeping the forward's values
+and reading them back cost 20% more than the second ``log``).
 
 With the kernel's sums (``rows``, ``cols``, ``sums``: see the C file) and per factor ``c``:
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -34,32 +33,27 @@ from torch import Tensor
 from hyplib import lorentz, native
 from hyplib.lorentz import eps_for
 
-__all__ = ["available", "turned_off", "unavailable_reason", "pairwise_product_dist_l1", "TILE_ROWS", "MAX_D",
-           "KEEP_ACOSH_BYTES"]
+__all__ = ["available", "turned_off", "unavailable_reason", "pairwise_product_dist_l1", "TILE_ROWS", "MAX_D"]
 
 #: Rows per tile in the C kernel (ROWS there); thread ranges are aligned to it.
 TILE_ROWS = 16
 #: Largest factor dimension the C kernel takes (MAX_D there).
 MAX_D = 64
-#: Default ``keep_bytes`` of :func:`pairwise_product_dist_l1`: 256 MiB.
-KEEP_ACOSH_BYTES = 2 ** 28
 _NAME = "product_dist"
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None     # (process id, workers, pool)
-#: Flat float32 buffers for kept acosh values, returned by each backward for the next forward:
-#: a fresh 256 MiB allocation is page-faulted in on first write, which costs more (~160 ms
-#: here) than the logarithms it saves. At most KEPT_BUFFERS are held.
-_spare: list[Tensor] = []
-_spare_lock = threading.Lock()
-KEPT_BUFFERS = 4
 
 
 def _library():
-    lib = native.load(_NAME)
+    return with_signatures(native.load(_NAME))
+
+
+def with_signatures(lib: ctypes.CDLL | None) -> ctypes.CDLL | None:
+    """``lib`` (a build of ``product_dist.c``) with its functions' argument types declared."""
     if lib is not None and not getattr(lib, "_hyplib_typed", False):
         i, f, p = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
-        lib.product_dist_l1_forward.argtypes = [i, i, i, i, p, p, p, p, p, p, f, i, i, p, p]
+        lib.product_dist_l1_forward.argtypes = [i, i, i, i, p, p, p, p, p, p, f, i, i, p]
         lib.product_dist_l1_forward.restype = None
-        lib.product_dist_l1_backward.argtypes = [i, i, i, i, p, p, p, p, p, p, p, f, f, i, i, i, p, p, p]
+        lib.product_dist_l1_backward.argtypes = [i, i, i, i, p, p, p, p, p, p, f, f, i, i, i, p, p, p]
         lib.product_dist_l1_backward.restype = None
         lib._hyplib_typed = True
     return lib
@@ -112,22 +106,6 @@ def _run_rows(call, ranges: list[tuple[int, int]]) -> None:
         future.result()
 
 
-def _take_buffer(numel: int) -> Tensor:
-    """A flat float32 CPU buffer of at least ``numel`` entries: the smallest spare one that fits,
-    else a new one."""
-    with _spare_lock:
-        fits = [n for n, buffer in enumerate(_spare) if buffer.numel() >= numel]
-        if fits:
-            return _spare.pop(min(fits, key=lambda n: _spare[n].numel()))
-    return torch.empty(numel)
-
-
-def _give_back(buffer: Tensor) -> None:
-    with _spare_lock:
-        if len(_spare) < KEPT_BUFFERS:
-            _spare.append(buffer)
-
-
 def _prepared(x: Tensor, y: Tensor, c: Tensor):
     """Time parts and y transposed per factor, all contiguous: xt (k, B1), yt (k, B2), yT (k, d, B2)."""
     xt = lorentz.time_component(x, curv=c[:, None]).contiguous()
@@ -143,24 +121,18 @@ class _ProductDistL1(torch.autograd.Function):
     """(k, B1, d) x (k, B2, d) x (k,) factor-major contiguous float32 CPU -> (B1, B2)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, y: Tensor, c: Tensor, keep_bytes: int) -> Tensor:
+    def forward(ctx, x: Tensor, y: Tensor, c: Tensor) -> Tensor:
         lib = _library()
         k, b1, d = x.shape
         b2 = y.shape[1]
         xt, yt, yT = _prepared(x, y, c)
         weight = (c.rsqrt() / k).contiguous()
         out = x.new_empty(b1, b2)
-        # The curvature gradient needs sum_ij W_ij acosh(a_fij): keep acosh (k, B1, B2) when it fits
-        # in keep_bytes (reading it back costs less than a second log per entry), else recompute it.
-        ctx.kept_buffer = kept = None
-        if ctx.needs_input_grad[2] and 4 * k * b1 * b2 <= keep_bytes:
-            ctx.kept_buffer = _take_buffer(k * b1 * b2)
-            kept = ctx.kept_buffer[:k * b1 * b2].view(k, b1, b2)
         floor = 1.0 + eps_for(x.dtype)
 
         def rows(_, lo, hi):
             lib.product_dist_l1_forward(k, b1, b2, d, _ptr(x), _ptr(xt), _ptr(yT), _ptr(yt), _ptr(c),
-                                        _ptr(weight), floor, lo, hi, _ptr(out), _ptr(kept))
+                                        _ptr(weight), floor, lo, hi, _ptr(out))
 
         _run_rows(rows, _row_ranges(b1, torch.get_num_threads()))
         ctx.save_for_backward(x, y, c)
@@ -172,11 +144,9 @@ class _ProductDistL1(torch.autograd.Function):
         x, y, c = ctx.saved_tensors
         k, b1, d = x.shape
         b2 = y.shape[1]
-        buffer, ctx.kept_buffer = ctx.kept_buffer, None   # a second backward (retain_graph) recomputes
-        kept = None if buffer is None else buffer[:k * b1 * b2].view(k, b1, b2)
         xt, yt, yT = _prepared(x, y, c)
         g = g.to(x.dtype).contiguous()
-        with_log = int(ctx.needs_input_grad[2] and kept is None)
+        with_log = int(ctx.needs_input_grad[2])
         ranges = _row_ranges(b1, torch.get_num_threads())
         row_sums = x.new_zeros(k, b1, d + 1)
         col_sums = x.new_zeros(len(ranges), k, d + 1, b2)       # one partial per thread
@@ -185,7 +155,7 @@ class _ProductDistL1(torch.autograd.Function):
 
         def rows(n, lo, hi):
             lib.product_dist_l1_backward(k, b1, b2, d, _ptr(x), _ptr(xt), _ptr(yT), _ptr(yt), _ptr(c), _ptr(g),
-                                         _ptr(kept), 1.0 / k, floor, with_log, lo, hi, _ptr(row_sums),
+                                         1.0 / k, floor, with_log, lo, hi, _ptr(row_sums),
                                          _ptr(col_sums[n]), _ptr(scalar_sums[n]))
 
         _run_rows(rows, ranges)
@@ -198,18 +168,12 @@ class _ProductDistL1(torch.autograd.Function):
             sums = scalar_sums.sum(0).to(x.dtype)
             times = (row_sums[..., d] / xt).sum(1) + (cols[:, d] / yt).sum(1)
             gc = (sums[:, 1] - 0.5 * sums[:, 0] - 0.5 * times) / c.pow(1.5)
-        if buffer is not None:
-            _give_back(buffer)
-        return gx, gy, gc, None
+        return gx, gy, gc
 
 
-def pairwise_product_dist_l1(x: Tensor, y: Tensor, curv: Tensor, keep_bytes: int = KEEP_ACOSH_BYTES) -> Tensor:
+def pairwise_product_dist_l1(x: Tensor, y: Tensor, curv: Tensor) -> Tensor:
     """l1 product distance (B1, B2) of factor-major contiguous float32 CPU points x (k, B1, d) and
     y (k, B2, d), with per-factor curvatures ``curv`` (k,). Needs :func:`available`.
-
-    ``keep_bytes``: when the curvature needs a gradient and the (k, B1, B2) float32 ``acosh``
-    values fit in it, the forward keeps them for the backward (default 256 MiB: batch 1024 at
-    k = 64); otherwise the backward computes them again.
     """
     if x.shape[2] > MAX_D:
         raise ValueError(f"the C kernel takes factors of dimension <= {MAX_D}, got {x.shape[2]}")
@@ -218,4 +182,4 @@ def pairwise_product_dist_l1(x: Tensor, y: Tensor, curv: Tensor, keep_bytes: int
     for name, t in (("x", x), ("y", y), ("curv", curv)):
         if t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous():
             raise ValueError(f"{name} must be a contiguous float32 CPU tensor, got {t.dtype} on {t.device}")
-    return _ProductDistL1.apply(x, y, curv, keep_bytes)
+    return _ProductDistL1.apply(x, y, curv)

@@ -343,18 +343,6 @@ def _floored_sqrt(sq: Tensor, floor: float) -> Tensor:
     return torch.sqrt(torch.clamp(sq, min=floor))
 
 
-def _atan2_apart(sin: Tensor, sin_sq: Tensor, cos_part: Tensor, resolution: float) -> Tensor:
-    """``atan2(sin, cos_part)``, with ``pi/2`` and no gradient where the pair coincides.
-
-    ``sin^2 + cos_part^2`` is ``(sinh(sqrt(c) d(x, y)) / (sqrt(c) |y|))^2``; at or below
-    ``resolution`` (squared units) the points cannot be told apart, the angle is undefined and
-    its gradient (~1 / distance) would be arbitrary and huge, so it is cut there. ``pi/2`` is
-    what the arccos form returns for coincident points.
-    """
-    coincident = torch.addcmul(sin_sq, cos_part, cos_part) <= resolution
-    return torch.atan2(sin, cos_part.masked_fill(coincident, 0.0))
-
-
 @_full_precision
 def exterior_angle(x: Tensor, y: Tensor, *, curv) -> Tensor:
     """Paired exterior angle: the angle at ``x`` in the triangle O-x-y, in [0, pi]; (...).
@@ -383,22 +371,109 @@ def exterior_angle(x: Tensor, y: Tensor, *, curv) -> Tensor:
     """
     _check_broadcast(x, y)
     _check_curv(curv)
-    c = _as_tensor(curv, x)
-    eps = eps_for(x.dtype)
-    x_norm, y_norm = _norm(x), _norm(y)
-    x_hat, y_hat = x / x_norm.unsqueeze(-1), y / y_norm.unsqueeze(-1)
-    cos = (x_hat * y_hat).sum(-1)
-    sin_sq = _sq_norm(y_hat - cos.unsqueeze(-1) * x_hat)  # exact for (anti)parallel x, y
-    sin = _floored_sqrt(sin_sq, eps * eps)
-    # 1 - cos(theta) as sin^2 / (1 + cos) where cos > 0 (no cancellation for parallel x, y).
-    one_minus_cos = torch.where(cos > 0, sin_sq / (1.0 + cos.abs()), 1.0 - cos)
-    # x_t = |x| + gap_x and y_t = |y| + gap_y with gap = (1/c) / (x_t + |x|), so that
-    # x_t cos - |x| y_t / |y| = gap_x cos - |x| (1 - cos) - |x| gap_y / |y|.
-    x_t, y_t = torch.sqrt(1.0 / c + x_norm * x_norm), torch.sqrt(1.0 / c + y_norm * y_norm)
-    gap_x, gap_y = 1.0 / (c * (x_t + x_norm)), 1.0 / (c * (y_t + y_norm))
-    cos_part = c.sqrt() * (gap_x * cos - x_norm * (one_minus_cos + gap_y / y_norm))
-    # Every term above is exact to a few eps, so coincidence is resolved to ~eps.
-    return _atan2_apart(sin, sin_sq, cos_part, (4.0 * eps) ** 2)
+    return _ExteriorAngle.apply(x, y, _as_tensor(curv, x))
+
+
+class _AngleParts:
+    """The exterior angle as a function of per-pair scalars, and its partial derivatives.
+
+    Inputs (all broadcasting to the pairs' shape): ``u = |x|``, ``v = |y|`` (floored at eps),
+    ``cos`` and ``sin_sq`` of the angle theta at the root (``sin_sq`` from the component of ``y``
+    orthogonal to ``x``, so exact for (anti)parallel pairs), and ``c``. ``phi`` is
+    ``atan2(sin, cos_part)`` of :func:`exterior_angle`'s docstring; :meth:`partials` gives
+    d phi / d(u, v, cos, sin_sq, c) with ``sin_sq`` held fixed in the ``cos`` partial.
+    """
+
+    def __init__(self, u: Tensor, v: Tensor, cos: Tensor, sin_sq: Tensor, c: Tensor, eps: float):
+        self.u, self.v, self.cos, self.sin_sq, self.c = u, v, cos, sin_sq, c
+        self.floored = sin_sq <= eps * eps
+        # sqrt's gradient is infinite at 0: sin_sq is >= 0 exactly but rounds to 0 for parallel pairs.
+        self.sin = torch.sqrt(torch.clamp(sin_sq, min=eps * eps))
+        # 1 - cos(theta) as sin^2 / (1 + cos) where cos > 0 (no cancellation for parallel x, y).
+        self.positive = cos > 0
+        self.one_minus_cos = torch.where(self.positive, sin_sq / (1.0 + cos.abs()), 1.0 - cos)
+        # x_t = |x| + gap_x and y_t = |y| + gap_y with gap = (1/c) / (x_t + |x|), so that
+        # x_t cos - |x| y_t / |y| = gap_x cos - |x| (1 - cos) - |x| gap_y / |y|.
+        self.x_t, self.y_t = torch.sqrt(1.0 / c + u * u), torch.sqrt(1.0 / c + v * v)
+        self.gap_x, self.gap_y = 1.0 / (c * (self.x_t + u)), 1.0 / (c * (self.y_t + v))
+        self.sqrt_c = c.sqrt()
+        self.inner = self.gap_x * cos - u * (self.one_minus_cos + self.gap_y / v)
+        cos_part = self.sqrt_c * self.inner
+        # Every term above is exact to a few eps, so coincidence is resolved to ~eps.
+        self.coincident = torch.addcmul(sin_sq, cos_part, cos_part) <= (4.0 * eps) ** 2
+        self.cos_part = cos_part.masked_fill(self.coincident, 0.0)
+        self.phi = torch.atan2(self.sin, self.cos_part)
+
+    def partials(self):
+        """d phi / d(u, v, cos, sin_sq, c). Where the pair coincides, ``sin^2 + cos_part^2`` (which is
+        ``(sinh(sqrt(c) d(x, y)) / (sqrt(c) |y|))^2``) is at or below the resolution, the angle is
+        undefined (``pi/2``, as the arccos form gives) and its gradient (~1 / distance) arbitrary
+        and huge: it is 0 there."""
+        u, v, cos, c = self.u, self.v, self.cos, self.c
+        sin, cos_part, sqrt_c = self.sin, self.cos_part, self.sqrt_c
+        radius_sq = sin * sin + cos_part * cos_part                      # >= eps^2: sin is floored
+        d_sin = cos_part / radius_sq
+        d_cos_part = (-sin / radius_sq).masked_fill(self.coincident, 0.0)
+        d_sin_d_sin_sq = torch.where(self.floored, 0.0, 0.5 / sin)
+        d_omc_d_cos = torch.where(self.positive, -self.sin_sq / (1.0 + cos) ** 2, -1.0)
+        d_omc_d_sin_sq = torch.where(self.positive, 1.0 / (1.0 + cos), 0.0)
+        gap_x, gap_y, x_t, y_t = self.gap_x, self.gap_y, self.x_t, self.y_t
+        d_gap_x_d_c = gap_x * (gap_x / (2.0 * x_t) - 1.0) / c
+        d_gap_y_d_c = gap_y * (gap_y / (2.0 * y_t) - 1.0) / c
+        d_u = d_cos_part * sqrt_c * (-cos * gap_x / x_t - self.one_minus_cos - gap_y / v)
+        d_v = d_cos_part * u / (sqrt_c * y_t * v * v)
+        d_cos = d_cos_part * sqrt_c * (gap_x - u * d_omc_d_cos)
+        d_sin_sq = d_sin * d_sin_d_sin_sq - d_cos_part * sqrt_c * u * d_omc_d_sin_sq
+        d_c = d_cos_part * (self.inner / (2.0 * sqrt_c) + sqrt_c * (cos * d_gap_x_d_c - u / v * d_gap_y_d_c))
+        return d_u, d_v, d_cos, d_sin_sq, d_c
+
+
+class _ExteriorAngle(torch.autograd.Function):
+    """Paired exterior angle (..., n) x (..., n) x c -> (...) with a closed-form backward.
+
+    Forward: ``|x|^2``, ``|y|^2`` and ``x . y``, then ``r = y - (x . y / |x|^2) x`` (``y``'s part
+    orthogonal to ``x``) and ``sin^2 theta = |r|^2 / |y|^2``: five passes over the coordinates.
+    The angle depends on ``x`` and ``y`` through ``|x|``, ``|y|`` and theta only, with
+    ``d cos / dx = r / (|x||y|)`` (and ``y`` with ``x``'s part orthogonal to ``y``) and
+    ``d sin^2 = -2 cos d cos``, so each gradient is two passes: ``a x + b r``. Autograd through
+    the same formula takes about three times the passes.
+    """
+
+    @staticmethod
+    def forward(ctx, x, y, c):
+        eps = eps_for(x.dtype)
+        # Floor the squared norms at eps**2 (as _norm): the angle is undefined at the root.
+        sq_x = torch.clamp(torch.linalg.vecdot(x, x), min=eps * eps)
+        sq_y = torch.clamp(torch.linalg.vecdot(y, y), min=eps * eps)
+        dot = torch.linalg.vecdot(x, y)
+        u, v = sq_x.sqrt(), sq_y.sqrt()
+        y_off_x = torch.addcmul(y, x, (dot / sq_x).unsqueeze(-1), value=-1.0)
+        parts = _AngleParts(u, v, dot / (u * v), torch.linalg.vecdot(y_off_x, y_off_x) / sq_y, c, eps)
+        ctx.save_for_backward(x, y, c, y_off_x, sq_x, sq_y, dot, parts.sin_sq)
+        ctx.eps = eps
+        return parts.phi
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        x, y, c, y_off_x, sq_x, sq_y, dot, sin_sq = ctx.saved_tensors
+        eps = ctx.eps
+        u, v = sq_x.sqrt(), sq_y.sqrt()
+        cos = dot / (u * v)
+        d_u, d_v, d_cos, d_sin_sq, d_c = _AngleParts(u, v, cos, sin_sq, c, eps).partials()
+        along = g * (d_cos - 2.0 * cos * d_sin_sq) / (u * v)            # times d cos / dx (dy) * |x||y|
+        # A norm on its floor is a constant: no gradient flows through it.
+        gx = gy = gc = None
+        if ctx.needs_input_grad[0]:
+            radial = torch.where(sq_x > eps * eps, g * d_u / u, 0.0)
+            gx = torch.addcmul(radial.unsqueeze(-1) * x, y_off_x, along.unsqueeze(-1)).sum_to_size(x.shape)
+        if ctx.needs_input_grad[1]:
+            x_off_y = torch.addcmul(x, y, (dot / sq_y).unsqueeze(-1), value=-1.0)
+            radial = torch.where(sq_y > eps * eps, g * d_v / v, 0.0)
+            gy = torch.addcmul(radial.unsqueeze(-1) * y, x_off_y, along.unsqueeze(-1)).sum_to_size(y.shape)
+        if ctx.needs_input_grad[2]:
+            gc = (g * d_c).sum_to_size(c.shape) if c.dim() else (g * d_c).sum()
+        return gx, gy, gc
 
 
 def _pairwise_cos_sin(x: Tensor, y: Tensor):

@@ -326,6 +326,39 @@ def test_exterior_angle_equals_arccos_form_in_float64():
         torch.testing.assert_close(L.pairwise_exterior_angle(x, y, curv=c).diagonal(), arccos_form, rtol=0, atol=1e-9)
 
 
+def test_exterior_angle_gradients_equal_the_arccos_forms_in_float64():
+    """The closed-form backward against autograd through the arccos form, with broadcasting
+    x (4, 1, n) against y (1, 5, n) and one curvature per row of x (summed back to each shape)."""
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(4, 1, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(1, 5, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    c = torch.tensor([[0.2], [1.0], [3.0], [7.0]], dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(4, 5, generator=g, dtype=torch.float64)
+
+    def arccos_form(x, y, c):
+        xt, yt = L.time_component(x, curv=c), L.time_component(y, curv=c)
+        cp = c * L.inner(x, y, curv=c)
+        return torch.acos((yt + cp * xt) / (x.norm(dim=-1) * torch.sqrt(cp * cp - 1)))
+
+    got = torch.autograd.grad((L.exterior_angle(x, y, curv=c) * weights).sum(), (x, y, c))
+    want = torch.autograd.grad((arccos_form(x, y, c) * weights).sum(), (x, y, c))
+    for name, a, b in zip("xyc", got, want):
+        assert a.shape == b.shape, name
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9, msg=name)
+
+
+def test_exterior_angle_passes_no_gradient_at_coincident_points():
+    x = torch.tensor([[0.3, -1.2, 0.5], [0.3, -1.2, 0.5]], requires_grad=True)
+    y = torch.tensor([[0.3, -1.2, 0.5], [1.0, 0.0, 0.0]], requires_grad=True)
+    c = torch.tensor(1.5, requires_grad=True)
+    phi = L.exterior_angle(x, y, curv=c)
+    assert phi[0].item() == pytest.approx(math.pi / 2)                   # undefined: the arccos form's value
+    gx, gy, gc = torch.autograd.grad(phi[0], (x, y, c), retain_graph=True)
+    assert gx.abs().max() == 0 and gy.abs().max() == 0 and gc == 0
+    gx, gy, _ = torch.autograd.grad(phi[1], (x, y, c))
+    assert gx[1].abs().max() > 0 and gy[1].abs().max() > 0
+
+
 def test_exterior_angle_near_root_against_50_digits():
     """Near the root (where the arccos form cancels) the float64 values match a 50-digit
     evaluation of the arccos form."""

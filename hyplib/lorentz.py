@@ -39,6 +39,8 @@ from numbers import Real
 import torch
 from torch import Tensor
 
+from hyplib.native import lorentz_dist as _native_dist
+
 __all__ = [
     "eps_for", "time_component", "lift", "inner", "pairwise_inner", "dist", "pairwise_dist",
     "dist0", "expmap0", "logmap0", "half_aperture", "exterior_angle",
@@ -187,7 +189,9 @@ class _PairwiseDist(torch.autograd.Function):
 
     Forward: ``z = c x_t y_t - c x.y`` (one ``baddbmm``), floored at ``1 + eps``, then
     ``acosh(z) = log(z + sqrt(z^2 - 1))`` in place (``torch.acosh`` is not vectorised on CPU)
-    and ``/ sqrt(c)``. Backward, with ``G = g / sqrt(z^2 - 1)`` (0 where ``z`` sat on its floor):
+    and ``/ sqrt(c)``; for float32 on the CPU these passes (and the backward's below) are one
+    pass each of the C kernel :mod:`hyplib.native.lorentz_dist` where it is built. Backward,
+    with ``G = g / sqrt(z^2 - 1)`` (0 where ``z`` sat on its floor):
 
     .. math:: \\nabla_{x_i} = \\sqrt{c}\\,\\big[-(G y)_i + (G y_t)_i\\, x_i / x_{t,i}\\big],\\quad
               \\partial_c = -\\frac{\\sum g\\,d}{2c} + \\frac{\\sum G z}{c\\sqrt c}
@@ -205,30 +209,40 @@ class _PairwiseDist(torch.autograd.Function):
         z = torch.baddbmm(c * xt * yt.transpose(-1, -2), x * (-c), y.transpose(-1, -2))
         # Floor at 1 + eps: rounding puts -c<x,y> below 1 for (nearly) coincident points,
         # where acosh is undefined and its gradient infinite.
-        z.clamp_min_(1.0 + eps_for(z.dtype))
-        minus_one = torch.tensor(-1.0, dtype=z.dtype, device=z.device)
-        out = torch.addcmul(minus_one, z, z).sqrt_().add_(z).log_().div_(c.sqrt())
+        floor = 1.0 + eps_for(z.dtype)
+        if _native_dist.applies(z):
+            out = _native_dist.forward(z, c.rsqrt().reshape(-1), floor)
+        else:
+            z.clamp_min_(floor)
+            minus_one = torch.tensor(-1.0, dtype=z.dtype, device=z.device)
+            out = torch.addcmul(minus_one, z, z).sqrt_().add_(z).log_().div_(c.sqrt())
         ctx.save_for_backward(x, y, c, xt, yt, z, out)
         return out
 
     @staticmethod
     def backward(ctx, g):
         x, y, c, xt, yt, z, out = ctx.saved_tensors
-        minus_one = torch.tensor(-1.0, dtype=z.dtype, device=z.device)
-        G = torch.addcmul(minus_one, z, z).rsqrt_()
-        G.masked_fill_(z <= 1.0 + eps_for(z.dtype), 0.0).mul_(g)                  # clamp: no gradient
+        n, floor = z.shape[0], 1.0 + eps_for(z.dtype)
+        g_out = g_z = None                                                         # sum g d, sum G z
+        if _native_dist.applies(z, out) and g.device.type == "cpu" and g.dtype == z.dtype:
+            G, g_out, g_z = _native_dist.backward(z, g.contiguous(), out, floor)
+            g_out, g_z = (t.to(z.dtype).reshape(n, 1, 1) for t in (g_out, g_z))
+        else:
+            minus_one = torch.tensor(-1.0, dtype=z.dtype, device=z.device)
+            G = torch.addcmul(minus_one, z, z).rsqrt_()
+            G.masked_fill_(z <= floor, 0.0).mul_(g)                                # clamp: no gradient
         sqrt_c = c.sqrt()
         rows = torch.bmm(G, torch.cat([y, yt], -1))                                # [G y | G y_t]
         cols = torch.bmm(G.transpose(-1, -2), torch.cat([x, xt], -1))              # [G^T x | G^T x_t]
         gx = gy = gc = None
         if ctx.needs_input_grad[0]:
-            gx = sqrt_c * (rows[..., -1:] * (x / xt) - rows[..., :-1])
+            gx = torch.addcmul(rows[..., :-1], x, rows[..., -1:] / xt, value=-1.0).mul_(-sqrt_c)
         if ctx.needs_input_grad[1]:
-            gy = sqrt_c * (cols[..., -1:] * (y / yt) - cols[..., :-1])
+            gy = torch.addcmul(cols[..., :-1], y, cols[..., -1:] / yt, value=-1.0).mul_(-sqrt_c)
         if ctx.needs_input_grad[2]:
-            n = z.shape[0]
-            g_out = torch.bmm(g.reshape(n, 1, -1), out.reshape(n, -1, 1))         # sum g d
-            g_z = torch.bmm(G.reshape(n, 1, -1), z.reshape(n, -1, 1))             # sum G z
+            if g_out is None:
+                g_out = torch.bmm(g.reshape(n, 1, -1), out.reshape(n, -1, 1))
+                g_z = torch.bmm(G.reshape(n, 1, -1), z.reshape(n, -1, 1))
             times = (rows[..., -1:] / xt).sum(-2, keepdim=True) + (cols[..., -1:] / yt).sum(-2, keepdim=True)
             gc = -g_out / (2.0 * c) + (g_z - 0.5 * times) / (c * sqrt_c)
         return gx, gy, gc

@@ -226,7 +226,7 @@ def test_loading_the_kernel_leaves_float_denormals_alone():
 
 def test_row_ranges_cover_every_row_once_in_whole_tiles():
     for b1, threads in [(1, 2), (16, 2), (37, 2), (1024, 2), (1000, 3), (50, 8)]:
-        ranges = npd._row_ranges(b1, threads)
+        ranges = native.row_ranges(b1, threads, npd.TILE_ROWS)
         assert ranges[0][0] == 0 and ranges[-1][1] == b1
         assert all(hi == lo2 for (_, hi), (lo2, _) in zip(ranges[:-1], ranges[1:]))
         assert all(lo % npd.TILE_ROWS == 0 for lo, _ in ranges)

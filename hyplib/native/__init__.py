@@ -1,21 +1,26 @@
 """C kernels that the CPU paths use when a C compiler is present, built on first use.
 
 A kernel is a plain C file beside this module (no PyTorch headers: it compiles in about a
-second), built once per machine into a cache directory and loaded with :mod:`ctypes`. Callers
-pass contiguous CPU tensors' data pointers and keep a PyTorch fallback for when :func:`load`
-returns None: no compiler, a failed build, or ``HYPLIB_NATIVE=0`` in the environment.
+second; shared helpers are in ``fastmath.h``), built once per machine into a cache directory and
+loaded with :mod:`ctypes`. Callers pass contiguous CPU tensors' data pointers and keep a PyTorch
+fallback for when :func:`usable` returns None: no compiler, a failed build, ``HYPLIB_NATIVE=0``
+in the environment, or inside :func:`turned_off` (benchmarks and tests time and check the
+fallback beside the kernel). Work is split into row ranges (:func:`row_ranges`) run on
+``torch.get_num_threads()`` Python threads (:func:`run_rows`); ctypes releases the GIL during
+each call.
 
 Build: ``$CC`` (default ``cc``) with ``-O3 -march=native -ffast-math``: the kernels' loops then
 vectorise (``sqrtf`` inline, reductions reordered). A kernel calls no libm function (its ``log``
 is its own), so nothing beyond libc is linked. The link step omits ``-ffast-math``: a shared
 library linked with it would set flush-to-zero for the whole process when loaded. The cache key
-covers the source, the compiler's version, the flags and the CPU's feature flags (a shared home
+covers the source and the headers, the compiler's version, the flags and the CPU's feature flags (a shared home
 directory on a cluster must not hand one node's ``-march=native`` build to another); the cache
 is ``$HYPLIB_NATIVE_CACHE``, else ``$XDG_CACHE_HOME/hyplib/native`` (``~/.cache/...``).
 Concurrent builds (two workflow jobs) write to temporary names and rename atomically.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -23,9 +28,12 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-__all__ = ["load", "unavailable_reason", "cache_dir", "COMPILE_FLAGS"]
+__all__ = ["load", "usable", "turned_off", "unavailable_reason", "cache_dir", "row_ranges", "run_rows",
+           "COMPILE_FLAGS"]
 
 SOURCE_DIR = Path(__file__).resolve().parent
 COMPILE_FLAGS = ("-O3", "-march=native", "-ffast-math", "-fPIC", "-std=c11")
@@ -33,6 +41,8 @@ LINK_LIBS = ("-lm",)
 
 _loaded: dict[str, ctypes.CDLL | None] = {}
 _reasons: dict[str, str] = {}
+_off: Counter = Counter()                                   # kernel name (None: all) -> open turned_off blocks
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None     # (process id, workers, pool)
 
 
 def cache_dir() -> Path:
@@ -68,7 +78,8 @@ def _build(name: str, extra_flags: tuple[str, ...] = ()) -> Path:
     if cc is None:
         raise RuntimeError(f"no C compiler found (CC={os.environ.get('CC', 'cc')!r})")
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256("\n".join([source.read_text(), version, *flags, *LINK_LIBS,
+    headers = [h.read_text() for h in sorted(SOURCE_DIR.glob("*.h"))]
+    key = hashlib.sha256("\n".join([source.read_text(), *headers, version, *flags, *LINK_LIBS,
                                     platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
     target = cache_dir() / f"{name}-{key}.so"
     if target.exists():
@@ -101,3 +112,41 @@ def load(name: str) -> ctypes.CDLL | None:
 def unavailable_reason(name: str) -> str | None:
     """Why :func:`load` returned None for ``name`` (None if it loaded or was not tried)."""
     return _reasons.get(name)
+
+
+@contextlib.contextmanager
+def turned_off(name: str | None = None):
+    """Within this block :func:`usable` returns None for kernel ``name`` (every kernel when None),
+    so callers take their PyTorch path."""
+    _off[name] += 1
+    try:
+        yield
+    finally:
+        _off[name] -= 1
+
+
+def usable(name: str) -> ctypes.CDLL | None:
+    """:func:`load` ``name``, except inside :func:`turned_off` for it, where it is None."""
+    return None if _off[name] or _off[None] else load(name)
+
+
+def row_ranges(rows: int, threads: int, align: int = 1) -> list[tuple[int, int]]:
+    """Contiguous ``(lo, hi)`` ranges covering ``rows``, at most one per thread, each starting at
+    a multiple of ``align`` (a kernel's tile)."""
+    tiles = -(-rows // align)
+    parts = max(1, min(threads, tiles))
+    bounds = [min(rows, align * (tiles * p // parts)) for p in range(parts + 1)]
+    return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+
+
+def run_rows(call, ranges: list[tuple[int, int]]) -> None:
+    """``call(index, lo, hi)`` for each range, on worker threads when there are several."""
+    global _pool
+    if len(ranges) == 1:
+        call(0, *ranges[0])
+        return
+    # A forked child inherits the pool object but not its threads: make a new one there.
+    if _pool is None or _pool[0] != os.getpid() or _pool[1] < len(ranges):
+        _pool = (os.getpid(), len(ranges), ThreadPoolExecutor(len(ranges), thread_name_prefix="hyplib-native"))
+    for future in [_pool[2].submit(call, n, lo, hi) for n, (lo, hi) in enumerate(ranges)]:
+        future.result()

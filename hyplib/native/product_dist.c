@@ -15,9 +15,10 @@
  * the coordinate loop unrolls inside the column loop); the contractions use GCC/Clang vector
  * types so their d + 1 sums are independent.
  */
-#include <stdint.h>
 #include <string.h>
 #include <math.h>
+
+#include "fastmath.h"
 
 /* The contractions' vector width: a whole AVX-512 register where there is one (the 256-bit
  * width took 10-15% more backward time on an AVX-512 Xeon), else 256 bits. */
@@ -45,38 +46,6 @@ static inline float totalv(vecf v)
     float sum = 0.0f;
     for (int l = 0; l < LANES; l++) sum += v[l];
     return sum;
-}
-
-/*
- * Natural log of a finite float v >= 1 (the acosh argument a + sqrt(a^2 - 1) is), within one
- * ulp (at most 0.8 ulp over [1, 1e30], measured against double-precision log). The classic
- * reduction: v = m 2^e with m in [sqrt(1/2), sqrt(2)), a degree-8 polynomial in m - 1, and
- * ln 2 split in two parts so that e ln 2 adds without rounding. Branch-free, so the loops that
- * call it vectorise (libm's logf does not without libmvec).
- */
-static inline float log_at_least_one(float v)
-{
-    uint32_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    float e = (float)((int32_t)(bits >> 23) - 126);
-    bits = (bits & 0x007fffffu) | 0x3f000000u;                /* mantissa in [1/2, 1) */
-    float m;
-    memcpy(&m, &bits, sizeof m);
-    const int low = m < 0.70710678f;
-    e = low ? e - 1.0f : e;
-    m = low ? m + m - 1.0f : m - 1.0f;                          /* now m - 1, in [sqrt(1/2) - 1, sqrt(2) - 1) */
-    const float z = m * m;
-    float p = 7.0376836292e-2f;
-    p = p * m - 1.1514610310e-1f;
-    p = p * m + 1.1676998740e-1f;
-    p = p * m - 1.2420140846e-1f;
-    p = p * m + 1.4249322787e-1f;
-    p = p * m - 1.6668057665e-1f;
-    p = p * m + 2.0000714765e-1f;
-    p = p * m - 2.4999993993e-1f;
-    p = p * m + 3.3333331174e-1f;
-    const float y = p * m * z - 2.12194440e-4f * e - 0.5f * z;  /* 2.12194440e-4 = 0.693359375 - ln 2 */
-    return m + y + 0.693359375f * e;
 }
 
 /* tile[dd STRIDE + j] = yT_f[dd b2 + j] for dd < d and tile[d STRIDE + j] = yt_f[j], j < n. */

@@ -22,10 +22,7 @@ With the kernel's sums (``rows``, ``cols``, ``sums``: see the C file) and per fa
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor
@@ -40,7 +37,6 @@ TILE_ROWS = 16
 #: Largest factor dimension the C kernel takes (MAX_D there).
 MAX_D = 64
 _NAME = "product_dist"
-_pool: tuple[int, int, ThreadPoolExecutor] | None = None     # (process id, workers, pool)
 
 
 def _library():
@@ -59,51 +55,21 @@ def with_signatures(lib: ctypes.CDLL | None) -> ctypes.CDLL | None:
     return lib
 
 
-_turned_off = 0
-
-
-@contextlib.contextmanager
 def turned_off():
     """Within this block :func:`available` is False, so callers take their PyTorch path (used to
     count the formulation's matmul FLOPs and to time the PyTorch path beside the kernel)."""
-    global _turned_off
-    _turned_off += 1
-    try:
-        yield
-    finally:
-        _turned_off -= 1
+    return native.turned_off(_NAME)
 
 
 def available() -> bool:
     """Whether the C kernel is built and loaded (it is built on the first call), and not
     :func:`turned_off`."""
-    return not _turned_off and _library() is not None
+    return native.usable(_NAME) is not None
 
 
 def unavailable_reason() -> str | None:
     """Why :func:`available` is False (None when it is True or was not asked)."""
     return native.unavailable_reason(_NAME)
-
-
-def _row_ranges(b1: int, threads: int) -> list[tuple[int, int]]:
-    """Contiguous row ranges, one per thread, aligned to whole tiles."""
-    tiles = -(-b1 // TILE_ROWS)
-    parts = max(1, min(threads, tiles))
-    bounds = [min(b1, TILE_ROWS * (tiles * p // parts)) for p in range(parts + 1)]
-    return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
-
-
-def _run_rows(call, ranges: list[tuple[int, int]]) -> None:
-    """``call(index, lo, hi)`` for each range, on worker threads when there are several."""
-    global _pool
-    if len(ranges) == 1:
-        call(0, *ranges[0])
-        return
-    # A forked child inherits the pool object but not its threads: make a new one there.
-    if _pool is None or _pool[0] != os.getpid() or _pool[1] < len(ranges):
-        _pool = (os.getpid(), len(ranges), ThreadPoolExecutor(len(ranges), thread_name_prefix="hyplib-native"))
-    for future in [_pool[2].submit(call, n, lo, hi) for n, (lo, hi) in enumerate(ranges)]:
-        future.result()
 
 
 def _prepared(x: Tensor, y: Tensor, c: Tensor):
@@ -134,7 +100,7 @@ class _ProductDistL1(torch.autograd.Function):
             lib.product_dist_l1_forward(k, b1, b2, d, _ptr(x), _ptr(xt), _ptr(yT), _ptr(yt), _ptr(c),
                                         _ptr(weight), floor, lo, hi, _ptr(out))
 
-        _run_rows(rows, _row_ranges(b1, torch.get_num_threads()))
+        native.run_rows(rows, native.row_ranges(b1, torch.get_num_threads(), TILE_ROWS))
         ctx.save_for_backward(x, y, c)
         return out
 
@@ -147,7 +113,7 @@ class _ProductDistL1(torch.autograd.Function):
         xt, yt, yT = _prepared(x, y, c)
         g = g.to(x.dtype).contiguous()
         with_log = int(ctx.needs_input_grad[2])
-        ranges = _row_ranges(b1, torch.get_num_threads())
+        ranges = native.row_ranges(b1, torch.get_num_threads(), TILE_ROWS)
         row_sums = x.new_zeros(k, b1, d + 1)
         col_sums = x.new_zeros(len(ranges), k, d + 1, b2)       # one partial per thread
         scalar_sums = torch.zeros(len(ranges), k, 2, dtype=torch.float64)
@@ -158,7 +124,7 @@ class _ProductDistL1(torch.autograd.Function):
                                          1.0 / k, floor, with_log, lo, hi, _ptr(row_sums),
                                          _ptr(col_sums[n]), _ptr(scalar_sums[n]))
 
-        _run_rows(rows, ranges)
+        native.run_rows(rows, ranges)
         cols = col_sums.sum(0)
         sqrt_c = c.sqrt()[:, None, None]
         gx = sqrt_c * (row_sums[..., d:] * (x / xt[..., None]) - row_sums[..., :d])

@@ -1,0 +1,52 @@
+/*
+ * The elementwise part of the Lorentz all-pairs distance (hyplib/lorentz.py, _PairwiseDist), on
+ * a flat range of entries of one (B1, B2) matrix on one thread. The matrix multiply that makes
+ * z = c (x_t y_t - x.y) stays with PyTorch's GEMM; these two passes replace the half-dozen
+ * elementwise passes each direction takes in PyTorch.
+ *
+ * Conventions: float32, curvature -c; the floor is 1 + eps (rounding puts coincident points
+ * below 1, where acosh is undefined and its gradient infinite); acosh(z) = log(z + sqrt(z^2 - 1)).
+ */
+#include <math.h>
+
+#include "fastmath.h"
+
+/* Entries summed in float before they are added to the double totals: short enough that float
+ * rounding stays near eps, long enough for the compiler's vector sums. */
+enum { BLOCK = 4096 };
+
+/* out[i] = acosh(max(z[i], floor_)) / sqrt(c), for i < n. */
+void lorentz_dist_forward(long n, const float *restrict z, float floor_, float inv_sqrt_c, float *restrict out)
+{
+    for (long i = 0; i < n; i++) {
+        const float v = z[i] > floor_ ? z[i] : floor_;
+        out[i] = log_at_least_one(v + sqrtf(v * v - 1.0f)) * inv_sqrt_c;
+    }
+}
+
+/*
+ * G[i] = g[i] / sqrt(z[i]^2 - 1), 0 where z[i] <= floor_ (the floor passes no gradient), for
+ * i < n; and sums[0] += sum g out, sums[1] += sum G z (the curvature gradient's two sums).
+ */
+void lorentz_dist_backward(long n, const float *restrict z, const float *restrict g, const float *restrict out,
+                           float floor_, float *restrict G, double *sums)
+{
+    double total_out = 0.0, total_z = 0.0;
+    for (long lo = 0; lo < n; lo += BLOCK) {
+        const long hi = lo + BLOCK < n ? lo + BLOCK : n;
+        float block_out = 0.0f, block_z = 0.0f;
+        for (long i = lo; i < hi; i++) {
+            const float zi = z[i];
+            const float inside = zi > floor_ ? 1.0f : 0.0f;
+            const float v = zi > floor_ ? zi : floor_;
+            const float h = inside * g[i] / sqrtf(v * v - 1.0f);
+            G[i] = h;
+            block_out += g[i] * out[i];
+            block_z += h * zi;
+        }
+        total_out += block_out;
+        total_z += block_z;
+    }
+    sums[0] += total_out;
+    sums[1] += total_z;
+}

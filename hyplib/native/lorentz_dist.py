@@ -1,0 +1,94 @@
+"""The Lorentz all-pairs distance's elementwise passes on CPU through the C kernel ``lorentz_dist.c``.
+
+:class:`hyplib.lorentz._PairwiseDist` computes ``z = c x_t y_t - c x.y`` with one ``baddbmm`` and
+then, where :func:`applies`, calls :func:`forward` (``acosh(max(z, 1 + eps)) / sqrt(c)``, one pass)
+and in the backward :func:`backward` (``G = g / sqrt(z^2 - 1)``, 0 on the floor, with the
+curvature gradient's sums ``sum g d`` and ``sum G z``, one pass) instead of its PyTorch passes.
+The values are the PyTorch path's to float32 rounding (the kernel's ``log`` is within one ulp).
+"""
+from __future__ import annotations
+
+import ctypes
+
+import torch
+from torch import Tensor
+
+from hyplib import native
+
+__all__ = ["applies", "available", "turned_off", "unavailable_reason", "forward", "backward"]
+
+_NAME = "lorentz_dist"
+#: Entries per thread range are a multiple of this (whole cache lines and vectors).
+ALIGN = 64
+
+
+def _library():
+    lib = native.usable(_NAME)
+    if lib is not None and not getattr(lib, "_hyplib_typed", False):
+        long, f, p = ctypes.c_long, ctypes.c_float, ctypes.c_void_p
+        lib.lorentz_dist_forward.argtypes = [long, p, f, f, p]
+        lib.lorentz_dist_forward.restype = None
+        lib.lorentz_dist_backward.argtypes = [long, p, p, p, f, p, p]
+        lib.lorentz_dist_backward.restype = None
+        lib._hyplib_typed = True
+    return lib
+
+
+def turned_off():
+    """Within this block :func:`available` is False and the distance takes its PyTorch passes."""
+    return native.turned_off(_NAME)
+
+
+def available() -> bool:
+    """Whether the kernel is built and loaded (built on the first call), and not :func:`turned_off`."""
+    return _library() is not None
+
+
+def unavailable_reason() -> str | None:
+    """Why :func:`available` is False (None when it is True or was not asked)."""
+    return native.unavailable_reason(_NAME)
+
+
+def applies(*tensors: Tensor) -> bool:
+    """Whether the kernel takes these tensors (contiguous float32 on the CPU) and is available."""
+    return all(t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous() for t in tensors) \
+        and available()
+
+
+def forward(z: Tensor, inv_sqrt_c: Tensor, floor: float) -> Tensor:
+    """``acosh(max(z, floor)) * inv_sqrt_c`` for ``z`` (N, B1, B2) and ``inv_sqrt_c`` (N,)."""
+    lib = _library()
+    n, count = z.shape[0], z[0].numel()
+    out = torch.empty_like(z)
+    scales, size = inv_sqrt_c.tolist(), z.element_size()
+    ranges = native.row_ranges(count, torch.get_num_threads(), ALIGN)
+
+    def call(m, lo, hi):
+        at = (m * count + lo) * size
+        lib.lorentz_dist_forward(hi - lo, z.data_ptr() + at, floor, scales[m], out.data_ptr() + at)
+
+    for m in range(n):
+        native.run_rows(lambda _, lo, hi, m=m: call(m, lo, hi), ranges)
+    return out
+
+
+def backward(z: Tensor, g: Tensor, out: Tensor, floor: float) -> tuple[Tensor, Tensor, Tensor]:
+    """``G = g / sqrt(z^2 - 1)`` (0 where ``z <= floor``) and per matrix ``sum g out`` and
+    ``sum G z``, each (N,) float64, for ``z``, ``g``, ``out`` (N, B1, B2)."""
+    lib = _library()
+    n, count = z.shape[0], z[0].numel()
+    G = torch.empty_like(z)
+    ranges = native.row_ranges(count, torch.get_num_threads(), ALIGN)
+    sums = torch.zeros(n, len(ranges), 2, dtype=torch.float64)           # one partial per thread
+    size = z.element_size()
+    pointers = z.data_ptr(), g.data_ptr(), out.data_ptr(), G.data_ptr()
+
+    def call(m, part, lo, hi):
+        at = (m * count + lo) * size
+        zp, gp, op, hp = (p + at for p in pointers)
+        lib.lorentz_dist_backward(hi - lo, zp, gp, op, floor, hp, sums[m, part].data_ptr())
+
+    for m in range(n):
+        native.run_rows(lambda part, lo, hi, m=m: call(m, part, lo, hi), ranges)
+    totals = sums.sum(1)
+    return G, totals[:, 0], totals[:, 1]

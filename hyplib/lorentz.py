@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from hyplib.native import lorentz_dist as _native_dist
+from hyplib.native import pairwise_angle as _native_angle
 
 __all__ = [
     "eps_for", "time_component", "lift", "inner", "pairwise_inner", "dist", "pairwise_dist",
@@ -490,27 +491,37 @@ class _ExteriorAngle(torch.autograd.Function):
         return gx, gy, gc
 
 
-def _pairwise_cos_sin(x: Tensor, y: Tensor):
-    """Cosine and sine of the angle between ``x_i`` and ``y_j`` of (N, B1, n) x (N, B2, n),
-    from one GEMM of unit vectors: (N, B1, B2) each, plus the norms (N, B1, 1), (N, 1, B2).
-    """
-    eps = eps_for(x.dtype)
+def _pairwise_cos(x: Tensor, y: Tensor):
+    """Cosine of the angle between ``x_i`` and ``y_j`` of (N, B1, n) x (N, B2, n), from one GEMM
+    of unit vectors: (N, B1, B2), plus the norms (N, B1, 1) and (N, 1, B2)."""
     x_norm, y_norm = _norm(x).unsqueeze(-1), _norm(y).unsqueeze(-1)
     cos = torch.bmm(x / x_norm, (y / y_norm).transpose(-1, -2))
+    return cos, x_norm, y_norm.transpose(-1, -2)
+
+
+def _pairwise_sin(cos: Tensor) -> Tensor | None:
+    """The sines for :func:`_angle_at`'s PyTorch path; None where the C kernel computes them."""
+    if _native_angle.applies(cos):
+        return None
     # The GEMM's cosines carry a few eps of absolute error, so for (nearly) parallel pairs
     # 1 - cos^2 is noise below ~eps: floor it there. This bounds the angle's gradient by
     # ~1/sqrt(eps) at coincident points, where the angle is undefined.
-    sin = _floored_sqrt(torch.addcmul(cos.new_ones(()), cos, cos, value=-1.0), eps)
-    return cos, sin, x_norm, y_norm.transpose(-1, -2)
+    return _floored_sqrt(torch.addcmul(cos.new_ones(()), cos, cos, value=-1.0), eps_for(cos.dtype))
 
 
-def _angle_at(cos: Tensor, sin: Tensor, norm: Tensor, other_norm: Tensor, c: Tensor) -> Tensor:
+def _angle_at(cos: Tensor, sin: Tensor | None, norm: Tensor, other_norm: Tensor, c: Tensor, *,
+              by_column: bool) -> Tensor:
     """``atan2(sin, sqrt(c) (x_t cos - |x| y_t / |y|))`` with ``norm = |x|`` and
-    ``other_norm = |y|`` broadcasting against the (N, B1, B2) ``cos`` and ``sin``."""
+    ``other_norm = |y|`` broadcasting against the (N, B1, B2) ``cos``: (N, B1, 1) and (N, 1, B2),
+    or with ``by_column`` the other way round. ``sin`` is :func:`_pairwise_sin`'s: where it is None,
+    the C kernel :mod:`hyplib.native.pairwise_angle` does the elementwise passes."""
     sqrt_c = c.sqrt()
-    x_t = torch.sqrt(1.0 / c + norm * norm)
-    y_ratio = torch.sqrt(1.0 / c + other_norm * other_norm) / other_norm
-    return torch.atan2(sin, torch.addcmul(-(sqrt_c * norm) * y_ratio, cos, sqrt_c * x_t))
+    a = sqrt_c * torch.sqrt(1.0 / c + norm * norm)                       # sqrt(c) x_t
+    b = -(sqrt_c * norm)
+    r = torch.sqrt(1.0 / c + other_norm * other_norm) / other_norm        # y_t / |y|
+    if sin is None:
+        return _native_angle.angle(cos, a, b, r, by_column=by_column, floor_sq=eps_for(cos.dtype))
+    return torch.atan2(sin, torch.addcmul(b * r, cos, a))
 
 
 @_full_precision
@@ -523,8 +534,8 @@ def pairwise_exterior_angle(x: Tensor, y: Tensor, *, curv) -> Tensor:
     between ``x_i`` and ``y_j`` below that are not resolved (the paired form resolves them).
     """
     xb, yb, c, lead = _batched(x, y, curv)
-    cos, sin, x_norm, y_norm = _pairwise_cos_sin(xb, yb)
-    out = _angle_at(cos, sin, x_norm, y_norm, c)
+    cos, x_norm, y_norm = _pairwise_cos(xb, yb)
+    out = _angle_at(cos, _pairwise_sin(cos), x_norm, y_norm, c, by_column=False)
     return out.reshape(*lead, out.shape[-2], out.shape[-1])
 
 
@@ -539,9 +550,10 @@ def pairwise_exterior_angles(x: Tensor, y: Tensor, *, curv) -> tuple[Tensor, Ten
     shared by the two ends).
     """
     xb, yb, c, lead = _batched(x, y, curv)
-    cos, sin, x_norm, y_norm = _pairwise_cos_sin(xb, yb)
-    at_x = _angle_at(cos, sin, x_norm, y_norm, c)
-    at_y = _angle_at(cos, sin, y_norm, x_norm, c)
+    cos, x_norm, y_norm = _pairwise_cos(xb, yb)
+    sin = _pairwise_sin(cos)
+    at_x = _angle_at(cos, sin, x_norm, y_norm, c, by_column=False)
+    at_y = _angle_at(cos, sin, y_norm, x_norm, c, by_column=True)
     shape = (*lead, cos.shape[-2], cos.shape[-1])
     return at_x.reshape(shape), at_y.reshape(shape)
 

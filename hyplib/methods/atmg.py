@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor
 
 from hyplib import lorentz
 from hyplib.methods.base import Embeddings, Method, log_terms
-from hyplib.methods.terms import diagonal_ce
+from hyplib.methods.terms import diagonal_ce, symmetric_ce
 
 __all__ = ["ATMG", "angle_logits"]
 
@@ -80,13 +81,20 @@ def _loss_paper(method: ATMG, emb: Embeddings) -> dict:
     """
     s = emb.logit_scale
     alpha = lorentz.pairwise_exterior_angle(emb.text, emb.image, curv=emb.curv)  # (B_txt, B_img)
-    neg_alpha = diagonal_ce(s * -alpha)
     if method.defaults["directions"] == "both":
-        second = {"contrastive_image_text": diagonal_ce((s * -alpha).t())}
+        # Both directions of one matrix (a 0-d negation, so the matrix is scaled in one pass).
+        neg_alpha, image_text = symmetric_ce(-s * alpha)
+        second = {"contrastive_image_text": image_text}
     else:
+        neg_alpha = diagonal_ce(-s * alpha)
         second = {"contrastive_text_image_beta": diagonal_ce(s * (math.pi - alpha))}
-    centroid = centroid_regulariser(emb, method.defaults["radius_text"], method.defaults["radius_image"])
-    loss = neg_alpha + next(iter(second.values())) + method.defaults["centroid_weight"] * centroid
+    loss = neg_alpha + next(iter(second.values()))
+    weight = method.defaults["centroid_weight"]
+    # At weight 0 the centroid term is only logged: no graph for its backward.
+    with torch.set_grad_enabled(torch.is_grad_enabled() and weight != 0):
+        centroid = centroid_regulariser(emb, method.defaults["radius_text"], method.defaults["radius_image"])
+    if weight:
+        loss = loss + weight * centroid
     return {"loss": loss, "logs": log_terms(contrastive_text_image_neg_alpha=neg_alpha, **second,
                                              centroid=centroid)}
 

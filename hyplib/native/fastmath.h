@@ -5,6 +5,7 @@
 #ifndef HYPLIB_FASTMATH_H
 #define HYPLIB_FASTMATH_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -38,6 +39,32 @@ static inline float log_at_least_one(float v)
     p = p * m + 3.3333331174e-1f;
     const float y = p * m * z - 2.12194440e-4f * e - 0.5f * z;  /* 2.12194440e-4 = 0.693359375 - ln 2 */
     return m + y + 0.693359375f * e;
+}
+
+/*
+ * atan2(y, x) for y > 0 and finite x, in (0, pi), within 2 ulp (1.96 measured against double
+ * atan2 on a log grid of y/x over 1e-30..1e30, both signs of x). Reduction to the ratio t in
+ * [0, 1] of the smaller to the larger of |x| and y (one division), then atan(t) = t + t^3 P(t^2)
+ * with a degree-7 P fitted for relative error (Lawson iterations) on [0, 1], 1.1 ulp there.
+ * Branch-free, so calling loops vectorise.
+ */
+static inline float atan2_positive_y(float y, float x)
+{
+    const float ax = fabsf(x);
+    const int steep = y > ax;                                   /* angle above pi/4 from the x axis */
+    const float t = (steep ? ax : y) / (steep ? y : ax);        /* in [0, 1] */
+    const float z = t * t;
+    float p = 2.9206923209130764e-3f;
+    p = p * z - 1.6367929056286812e-2f;
+    p = p * z + 4.3211862444877625e-2f;
+    p = p * z - 7.552214711904526e-2f;
+    p = p * z + 1.0666004568338394e-1f;
+    p = p * z - 1.4211055636405945e-1f;
+    p = p * z + 1.9993773102760315e-1f;
+    p = p * z - 3.3333152532577515e-1f;
+    float r = t + t * z * p;
+    r = steep ? 1.5707963267948966f - r : r;
+    return x < 0.0f ? 3.1415926535897932f - r : r;
 }
 
 #endif

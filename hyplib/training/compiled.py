@@ -21,6 +21,7 @@ import warnings
 import torch
 
 from hyplib import lorentz
+from hyplib.native import lorentz_dist, pairwise_angle, product_dist
 from hyplib.training.config import COMPILABLE_TOWERS
 
 __all__ = ["CompiledOrEager", "compile_method", "compile_towers", "keep_hand_written_kernels_eager"]
@@ -56,11 +57,23 @@ def keep_hand_written_kernels_eager() -> None:
     """Run :func:`hyplib.lorentz.pairwise_dist`'s hand-written forward and backward outside the
     compiled graphs (a graph break around it). Inductor's CUDA code for it (PyTorch 2.11) gave
     gradients for ``x`` off by about their own size with the forward right, measured on an H200
-    (``tests/test_compiled.py``); its CPU code agreed with eager. Its kernels are fused by hand."""
+    (``tests/test_compiled.py``); its CPU code agreed with eager. Its kernels are fused by hand.
+
+    The C kernels' entry points (:mod:`hyplib.native`: ctypes calls, which dynamo cannot trace)
+    run outside the graphs too, and are built and loaded here, before any tracing, so that no
+    graph traces a build."""
     if not getattr(lorentz._pairwise_dist_kernel, "_hyplib_eager", False):
         kernel = torch.compiler.disable(lorentz._PairwiseDist.apply)
         kernel._hyplib_eager = True
         lorentz._pairwise_dist_kernel = kernel
+    for module, name in ((pairwise_angle, "angle"), (product_dist, "pairwise_product_dist_l1")):
+        entry = getattr(module, name)
+        if not getattr(entry, "_hyplib_eager", False):
+            entry = torch.compiler.disable(entry)
+            entry._hyplib_eager = True
+            setattr(module, name, entry)
+    for module in (lorentz_dist, pairwise_angle, product_dist):
+        module.available()
 
 
 def compile_method(method):

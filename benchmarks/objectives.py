@@ -2,7 +2,9 @@
 
 Batch 1024, embed 512 (PHyCLIP: 64 factors x 8), CPU, float32. Embeddings are leaves that
 require grad (lifted once from random features, outside the timed region), so only the
-objective is timed. Median of ``--reps`` runs after one warm-up.
+objective is timed. Every objective (and the floor below) is timed round-robin, one call of
+each per round, and the median of ``--reps`` rounds after a warm-up round is reported: on a
+shared machine a slow spell then falls on every row alike.
 
 Beside the time ratio it prints each objective's matrix-multiply FLOPs (forward + backward,
 counted by ``torch.utils.flop_counter``) as a ratio to CLIP's: HyCoCLIP, ARGENT and PHyCLIP
@@ -11,10 +13,12 @@ CLIP's whole objective. For PHyCLIP it also times one ``log`` pass over its per-
 distances (3 matrices x k x B x B entries): a floor no implementation of the product-distance
 logits can go under, since each entry needs at least one logarithm.
 
-PHyCLIP's l1 distance runs in the C kernel of :mod:`hyplib.native.product_dist` where it is built
-(the row ``phyclip``); the row ``phyclip:torch`` times the same objective on the chunked PyTorch
-path (``hyplib.methods.fused``) for comparison. GEMM FLOPs are those of the formulation, counted
-on the PyTorch path for both rows (the kernel's multiply-adds are invisible to the counter).
+The C kernels of :mod:`hyplib.native` run where they are built: PHyCLIP's l1 distance
+(``product_dist``), the Lorentz all-pairs distance's elementwise passes (``lorentz_dist``: MERU,
+HyCoCLIP, ARGENT) and the all-pairs exterior angle's (``pairwise_angle``: ATMG). The rows
+``meru:torch``, ``atmg:torch`` and ``phyclip:torch`` time the same objectives with every kernel
+turned off (the PyTorch paths) for comparison. GEMM FLOPs are those of the formulation, counted
+on the PyTorch path (the kernels' multiply-adds are invisible to the counter).
 
 Targets (issue 18), each checked within this one run and printed as ok/MISS:
 
@@ -34,13 +38,15 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from hyplib import methods
+from hyplib import methods, native
 from hyplib.methods import Embeddings
-from hyplib.native import product_dist as native_product_dist
+from hyplib.native import lorentz_dist, pairwise_angle, product_dist
 from hyplib.training.compiled import compile_method
 
-#: Rows timed on the PyTorch path with the C kernel turned off.
+#: Rows timed on the PyTorch path, every C kernel turned off.
 TORCH_PATH = "torch"
+#: The C kernels the objectives use, by name.
+NATIVE_KERNELS = {"product_dist": product_dist, "lorentz_dist": lorentz_dist, "pairwise_angle": pairwise_angle}
 
 
 def make_embeddings(method, batch: int, dim: int, seed: int = 0) -> Embeddings:
@@ -57,28 +63,40 @@ def make_embeddings(method, batch: int, dim: int, seed: int = 0) -> Embeddings:
     return Embeddings(lifted[0], lifted[1], curv.requires_grad_(), scale, *boxes)
 
 
-def time_objective(method, emb: Embeddings, reps: int) -> float:
-    """Median seconds of ``loss(emb).backward()``."""
-    times = []
+def objective_call(method, emb: Embeddings, on_torch_path: bool = False):
+    """A no-argument callable running ``loss(emb).backward()`` (with every C kernel of
+    :mod:`hyplib.native` turned off when ``on_torch_path``)."""
+    def call():
+        with native.turned_off() if on_torch_path else contextlib.nullcontext():
+            method.loss(emb)["loss"].backward()
+    return call
+
+
+def time_round_robin(calls: dict, reps: int) -> dict[str, float]:
+    """Median seconds of each ``label -> callable``, timed round-robin (one call of each per
+    round, after a warm-up round), so that a slow spell of a shared machine falls on every
+    entry alike rather than on whichever ran during it."""
+    times: dict[str, list[float]] = {label: [] for label in calls}
     for i in range(reps + 1):
-        t0 = time.perf_counter()
-        method.loss(emb)["loss"].backward()
-        if i:  # the first run is a warm-up
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for label, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            if i:  # the first round is a warm-up
+                times[label].append(time.perf_counter() - t0)
+    return {label: statistics.median(t) for label, t in times.items()}
 
 
 def gemm_flops(method, emb: Embeddings) -> int:
     """Matrix-multiply FLOPs of one ``loss(emb).backward()``, on the PyTorch path (the C kernel's
     work is the same formulation, but the counter cannot see it)."""
-    with FlopCounterMode(display=False) as counter, native_product_dist.turned_off():
+    with FlopCounterMode(display=False) as counter, native.turned_off():
         method.loss(emb)["loss"].backward()
     return counter.get_total_flops()
 
 
-def distance_alone(batch: int, k: int, d: int, reps: int) -> float:
-    """Median seconds of one PHyCLIP distance matrix, forward + backward (the C kernel where it is
-    built and not turned off), on random points with a learnable curvature."""
+def distance_call(batch: int, k: int, d: int):
+    """A no-argument callable: one PHyCLIP distance matrix, forward + backward (the C kernel where
+    it is built), on random points with a learnable curvature."""
     from hyplib.methods.fused import pairwise_product_dist
 
     g = torch.Generator().manual_seed(0)
@@ -86,29 +104,23 @@ def distance_alone(batch: int, k: int, d: int, reps: int) -> float:
     x.requires_grad_(), y.requires_grad_()
     curv = torch.ones(k, requires_grad=True)
     weights = torch.randn(batch, batch, generator=g)
-    times = []
-    for i in range(reps + 1):
-        t0 = time.perf_counter()
+
+    def call():
         (pairwise_product_dist(x, y, curv=curv) * weights).sum().backward()
-        if i:
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return call
 
 
-def log_floor(entries: int, reps: int) -> float:
-    """Median seconds of one in-place ``log`` over ``entries`` float32 values, in 2**20-sized chunks
-    (and one shorter chunk for the remainder, so small batches get a floor too)."""
+def log_pass(entries: int):
+    """A no-argument callable: one in-place ``log`` over ``entries`` float32 values, in 2**20-sized
+    chunks (and one shorter chunk for the remainder, so small batches get a floor too)."""
     chunk = torch.rand(min(entries, 2 ** 20)) + 1.0
     full, rest = divmod(entries, chunk.numel())
     parts = [chunk] * full + ([chunk[:rest]] if rest else [])
-    times = []
-    for i in range(reps + 1):
-        t0 = time.perf_counter()
+
+    def call():
         for part in parts:
             part.log_().add_(1.0)  # keep the argument >= 1 so every pass does the same work
-        if i:
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return call
 
 
 def main(argv=None) -> None:
@@ -123,39 +135,41 @@ def main(argv=None) -> None:
                              "run compiles")
     args = parser.parse_args(argv)
     entries = [(n, {}) for n in methods.names()] + [("atmg", {"variant": "code"})]
-    if native_product_dist.available():
-        entries.append(("phyclip", {"path": TORCH_PATH}))
+    entries += [(n, {"path": TORCH_PATH}) for n in ("meru", "atmg", "phyclip")]
     print(f"objective forward+backward, batch {args.batch}, embed {args.dim} (phyclip 64x8), "
-          f"CPU threads {torch.get_num_threads()}, median of {args.reps}, "
+          f"CPU threads {torch.get_num_threads()}, median of {args.reps} rounds (round-robin), "
           f"{'compiled (train.compile)' if args.compile else 'eager'}")
-    print("phyclip distance: " + ("C kernel (hyplib.native.product_dist); phyclip:torch is the PyTorch path"
-                                  if native_product_dist.available() else
-                                  f"PyTorch path (C kernel unavailable: {native_product_dist.unavailable_reason()})"))
-    results, flops = {}, {}
+    kernels = {name: module.available() for name, module in NATIVE_KERNELS.items()}
+    print("C kernels (hyplib.native): " + ", ".join(
+        f"{name} {'built' if built else 'unavailable: ' + str(NATIVE_KERNELS[name].unavailable_reason())}"
+        for name, built in kernels.items()) + f"; a ':{TORCH_PATH}' row runs the same objective with every kernel off")
+    calls, flops = {}, {}
     for name, overrides in entries:
         on_torch_path = overrides.pop("path", None) == TORCH_PATH
         method = methods.get(name, **overrides)
         label = name + "".join(f":{v}" for v in overrides.values()) + (f":{TORCH_PATH}" if on_torch_path else "")
         emb = make_embeddings(method, args.batch, args.dim)
-        with native_product_dist.turned_off() if on_torch_path else contextlib.nullcontext():
-            results[label] = time_objective(compile_method(method) if args.compile else method, emb, args.reps)
+        calls[label] = objective_call(compile_method(method) if args.compile else method, emb, on_torch_path)
         flops[label] = gemm_flops(method, emb)
-    base = results["clip"]
     k = methods.get("phyclip").defaults["k"]
-    floor = log_floor(3 * k * args.batch * args.batch, args.reps)
+    calls["floor"] = log_pass(3 * k * args.batch * args.batch)
+    results = time_round_robin(calls, args.reps)
+    floor = results.pop("floor")
+    base = results["clip"]
     for line in table(results, flops, args.per_flop_target):
         print(line)
     ratio = results["phyclip"] / floor
     print(f"phyclip floor: one log pass over 3 x ({k}, {args.batch}, {args.batch}) per-factor distances "
           f"= {1000 * floor:.1f} ms = {floor / base:.2f}x clip; phyclip = {ratio:.2f}x its floor "
           f"(target <= {args.floor_target:g}: {'ok' if ratio <= args.floor_target else 'MISS'})")
-    if f"phyclip:{TORCH_PATH}" in results:
-        print(f"phyclip:{TORCH_PATH} (PyTorch path) = {results[f'phyclip:{TORCH_PATH}'] / floor:.2f}x the floor")
+    print(f"phyclip:{TORCH_PATH} (PyTorch path) = {results[f'phyclip:{TORCH_PATH}'] / floor:.2f}x the floor")
     d = methods.get("phyclip").defaults["d"]
-    alone, one_floor = distance_alone(args.batch, k, d, args.reps), log_floor(k * args.batch * args.batch, args.reps)
+    one = time_round_robin({"distance": distance_call(args.batch, k, d),
+                            "floor": log_pass(k * args.batch * args.batch)}, args.reps)
+    alone, one_floor = one["distance"], one["floor"]
     print(f"phyclip distance alone: one ({args.batch}, {args.batch}) matrix forward + backward = "
           f"{1000 * alone:.1f} ms = {alone / one_floor:.2f}x one log pass over its {k} x {args.batch} x {args.batch} "
-          f"entries ({'C kernel' if native_product_dist.available() else 'PyTorch path'})")
+          f"entries ({'C kernel' if kernels['product_dist'] else 'PyTorch path'})")
 
 
 def table(seconds: dict[str, float], flops: dict[str, int], target: float) -> list[str]:

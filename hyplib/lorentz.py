@@ -207,13 +207,17 @@ class _PairwiseDist(torch.autograd.Function):
     def forward(ctx, x, y, c):
         xt = torch.sqrt(1.0 / c + _sq_norm(x).unsqueeze(-1))                      # (N, B1, 1)
         yt = torch.sqrt(1.0 / c + _sq_norm(y).unsqueeze(-1))                      # (N, B2, 1)
-        z = torch.baddbmm(c * xt * yt.transpose(-1, -2), x * (-c), y.transpose(-1, -2))
         # Floor at 1 + eps: rounding puts -c<x,y> below 1 for (nearly) coincident points,
         # where acosh is undefined and its gradient infinite.
-        floor = 1.0 + eps_for(z.dtype)
-        if _native_dist.applies(z):
-            out = _native_dist.forward(z, c.rsqrt().reshape(-1), floor)
+        floor = 1.0 + eps_for(x.dtype)
+        if _native_dist.applies(x):
+            # The kernel adds c x_t y_t in its pass: no (N, B1, B2) addend for the GEMM to copy.
+            z = torch.bmm(x * (-c), y.transpose(-1, -2))
+            n = z.shape[0]
+            out = _native_dist.forward(z, (c * xt).reshape(n, -1).contiguous(), yt.reshape(n, -1).contiguous(),
+                                       c.rsqrt().reshape(-1), floor)
         else:
+            z = torch.baddbmm(c * xt * yt.transpose(-1, -2), x * (-c), y.transpose(-1, -2))
             z.clamp_min_(floor)
             minus_one = torch.tensor(-1.0, dtype=z.dtype, device=z.device)
             out = torch.addcmul(minus_one, z, z).sqrt_().add_(z).log_().div_(c.sqrt())
@@ -225,7 +229,7 @@ class _PairwiseDist(torch.autograd.Function):
         x, y, c, xt, yt, z, out = ctx.saved_tensors
         n, floor = z.shape[0], 1.0 + eps_for(z.dtype)
         g_out = g_z = None                                                         # sum g d, sum G z
-        if _native_dist.applies(z, out) and g.device.type == "cpu" and g.dtype == z.dtype:
+        if _native_dist.applies(z, g):
             G, g_out, g_z = _native_dist.backward(z, g.contiguous(), out, floor)
             g_out, g_z = (t.to(z.dtype).reshape(n, 1, 1) for t in (g_out, g_z))
         else:

@@ -13,12 +13,12 @@ needs_kernel = pytest.mark.skipif(not nld.available(), reason=f"C kernel unavail
 
 
 def _points(lead, b1, b2, n, seed=0):
-    """Random points, with the first two columns of y equal to the first two rows of x (pairs that
-    coincide, so z sits on its floor), and a curvature per leading index."""
+    """Random points and a curvature per leading index. (Coincident pairs, where acosh near its
+    floor turns the GEMM's rounding of z into ~sqrt(2 eps) x_t of distance and a gradient that
+    either path may floor, are the next test's.)"""
     g = torch.Generator().manual_seed(seed)
     x = 0.8 * torch.randn(*lead, b1, n, generator=g, dtype=torch.float64)
     y = 0.8 * torch.randn(*lead, b2, n, generator=g, dtype=torch.float64)
-    y[..., :2, :] = x[..., :2, :]
     c = 0.3 + 2.0 * torch.rand(tuple(lead), generator=g, dtype=torch.float64)
     return x, y, c, torch.randn(*lead, b1, b2, generator=g, dtype=torch.float64)
 
@@ -42,7 +42,7 @@ def test_kernel_matches_the_pytorch_passes_and_float64(lead, b1, b2, threads, mo
         passes = _value_and_grads(*as32)
     reference = _value_and_grads(x, y, c, weights)
     torch.testing.assert_close(kernel[0], passes[0], rtol=2e-6, atol=2e-6)
-    torch.testing.assert_close(kernel[0].double(), reference[0], rtol=1e-5, atol=3e-3)  # float32 acosh near its floor
+    torch.testing.assert_close(kernel[0].double(), reference[0], rtol=1e-5, atol=1e-5)
     for name, got, want in zip("xy", kernel[1], passes[1]):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5, msg=name)
     # The curvature gradient sums terms that cancel: both float32 paths are ~1e-4 off float64.
@@ -63,10 +63,9 @@ def test_coincident_pairs_sit_on_the_floor_and_pass_no_gradient():
 
 
 @needs_kernel
-def test_kernel_applies_to_contiguous_float32_cpu_tensors_only():
+def test_kernel_applies_to_float32_cpu_tensors_only():
     z = torch.ones(1, 4, 4)
-    assert nld.applies(z)
-    assert not nld.applies(z.double())
-    assert not nld.applies(z.transpose(1, 2)[:, :2])
+    assert nld.applies(z) and nld.applies(z.transpose(1, 2)[:, :2])
+    assert not nld.applies(z.double()) and not nld.applies(z, z.double())
     with nld.turned_off():
         assert not nld.applies(z) and not nld.available()

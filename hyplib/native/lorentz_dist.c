@@ -1,8 +1,9 @@
 /*
  * The elementwise part of the Lorentz all-pairs distance (hyplib/lorentz.py, _PairwiseDist), on
- * a flat range of entries of one (B1, B2) matrix on one thread. The matrix multiply that makes
- * z = c (x_t y_t - x.y) stays with PyTorch's GEMM; these two passes replace the half-dozen
- * elementwise passes each direction takes in PyTorch.
+ * a range of rows of one (B1, B2) row-major matrix on one thread, or (backward) a flat range of
+ * its entries. The matrix multiply that makes -c x.y stays with PyTorch's GEMM; the forward adds
+ * c x_t y_t to it, and the two passes replace the half-dozen elementwise passes (and the
+ * outer-product addend) each direction takes in PyTorch.
  *
  * Conventions: float32, curvature -c; the floor is 1 + eps (rounding puts coincident points
  * below 1, where acosh is undefined and its gradient infinite); acosh(z) = log(z + sqrt(z^2 - 1)).
@@ -15,12 +16,23 @@
  * rounding stays near eps, long enough for the compiler's vector sums. */
 enum { BLOCK = 4096 };
 
-/* out[i] = acosh(max(z[i], floor_)) / sqrt(c), for i < n. */
-void lorentz_dist_forward(long n, const float *restrict z, float floor_, float inv_sqrt_c, float *restrict out)
+/*
+ * For rows row_lo <= i < row_hi: z[i, j] += x_term[i] y_term[j] (in place: the backward reads
+ * the whole z), out[i, j] = acosh(max(z[i, j], floor_)) / sqrt(c).
+ */
+void lorentz_dist_forward(int row_lo, int row_hi, int b2, float *restrict z, const float *restrict x_term,
+                          const float *restrict y_term, float floor_, float inv_sqrt_c, float *restrict out)
 {
-    for (long i = 0; i < n; i++) {
-        const float v = z[i] > floor_ ? z[i] : floor_;
-        out[i] = log_at_least_one(v + sqrtf(v * v - 1.0f)) * inv_sqrt_c;
+    for (int i = row_lo; i < row_hi; i++) {
+        float *restrict zi = z + (long)i * b2;
+        float *restrict oi = out + (long)i * b2;
+        const float xi = x_term[i];
+        for (int j = 0; j < b2; j++) {
+            const float a = zi[j] + xi * y_term[j];
+            zi[j] = a;
+            const float v = a > floor_ ? a : floor_;
+            oi[j] = log_at_least_one(v + sqrtf(v * v - 1.0f)) * inv_sqrt_c;
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 """The Lorentz all-pairs distance's elementwise passes on CPU through the C kernel ``lorentz_dist.c``.
 
-:class:`hyplib.lorentz._PairwiseDist` computes ``z = c x_t y_t - c x.y`` with one ``baddbmm`` and
-then, where :func:`applies`, calls :func:`forward` (``acosh(max(z, 1 + eps)) / sqrt(c)``, one pass)
+:class:`hyplib.lorentz._PairwiseDist` computes ``-c x.y`` with one ``bmm`` and then, where
+:func:`applies`, calls :func:`forward` (adds ``c x_t y_t`` to make ``z``, and
+``acosh(max(z, 1 + eps)) / sqrt(c)``, one pass)
 and in the backward :func:`backward` (``G = g / sqrt(z^2 - 1)``, 0 on the floor, with the
 curvature gradient's sums ``sum g d`` and ``sum G z``, one pass) instead of its PyTorch passes.
 The values are the PyTorch path's to float32 rounding (the kernel's ``log`` is within one ulp).
@@ -26,7 +27,7 @@ def _library():
     lib = native.usable(_NAME)
     if lib is not None and not getattr(lib, "_hyplib_typed", False):
         long, f, p = ctypes.c_long, ctypes.c_float, ctypes.c_void_p
-        lib.lorentz_dist_forward.argtypes = [long, p, f, f, p]
+        lib.lorentz_dist_forward.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, p, p, p, f, f, p]
         lib.lorentz_dist_forward.restype = None
         lib.lorentz_dist_backward.argtypes = [long, p, p, p, f, p, p]
         lib.lorentz_dist_backward.restype = None
@@ -50,25 +51,24 @@ def unavailable_reason() -> str | None:
 
 
 def applies(*tensors: Tensor) -> bool:
-    """Whether the kernel takes these tensors (contiguous float32 on the CPU) and is available."""
-    return all(t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous() for t in tensors) \
-        and available()
+    """Whether the kernel takes tensors like these (float32 on the CPU) and is available; the
+    functions below take contiguous ones."""
+    return all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors) and available()
 
 
-def forward(z: Tensor, inv_sqrt_c: Tensor, floor: float) -> Tensor:
-    """``acosh(max(z, floor)) * inv_sqrt_c`` for ``z`` (N, B1, B2) and ``inv_sqrt_c`` (N,)."""
+def forward(z: Tensor, x_term: Tensor, y_term: Tensor, inv_sqrt_c: Tensor, floor: float) -> Tensor:
+    """Adds ``x_term`` (N, B1) times ``y_term`` (N, B2) to ``z`` (N, B1, B2) in place and returns
+    ``acosh(max(z, floor)) * inv_sqrt_c`` (``inv_sqrt_c`` (N,)); all contiguous float32."""
     lib = _library()
-    n, count = z.shape[0], z[0].numel()
+    n, b1, b2 = z.shape
     out = torch.empty_like(z)
-    scales, size = inv_sqrt_c.tolist(), z.element_size()
-    ranges = native.row_ranges(count, torch.get_num_threads(), ALIGN)
-
-    def call(m, lo, hi):
-        at = (m * count + lo) * size
-        lib.lorentz_dist_forward(hi - lo, z.data_ptr() + at, floor, scales[m], out.data_ptr() + at)
-
+    scales = inv_sqrt_c.tolist()
+    ranges = native.row_ranges(b1, torch.get_num_threads())
     for m in range(n):
-        native.run_rows(lambda _, lo, hi, m=m: call(m, lo, hi), ranges)
+        def rows(_, lo, hi, m=m):
+            lib.lorentz_dist_forward(lo, hi, b2, z[m].data_ptr(), x_term[m].data_ptr(), y_term[m].data_ptr(),
+                                     floor, scales[m], out[m].data_ptr())
+        native.run_rows(rows, ranges)
     return out
 
 

@@ -186,71 +186,83 @@ def pairwise_inner(x: Tensor, y: Tensor, *, curv) -> Tensor:
 
 
 class _PairwiseDist(torch.autograd.Function):
-    """(N, B1, n) x (N, B2, n) x (N, 1, 1) -> (N, B1, B2) distances with a hand-written backward.
+    """(N, B1, n) x (N, B2, n) x (N, 1, 1) [x scale ()] -> (N, B1, B2) distances (times ``scale``
+    when it is given: the logits ``-s d`` in the distance's own passes) with a hand-written backward.
 
     Forward: ``z = c x_t y_t - c x.y`` (one ``baddbmm``), floored at ``1 + eps``, then
     ``acosh(z) = log(z + sqrt(z^2 - 1))`` in place (``torch.acosh`` is not vectorised on CPU)
     and ``/ sqrt(c)``; for float32 on the CPU these passes (and the backward's below) are one
-    pass each of the C kernel :mod:`hyplib.native.lorentz_dist` where it is built. Backward,
-    with ``G = g / sqrt(z^2 - 1)`` (0 where ``z`` sat on its floor):
+    pass each of the C kernel :mod:`hyplib.native.lorentz_dist` where it is built, which also
+    adds ``c x_t y_t`` and applies ``scale``. Backward, with the incoming gradient ``g`` of
+    ``s d`` (``s = 1`` without a scale), ``G = g / sqrt(z^2 - 1)`` (0 where ``z`` sat on its
+    floor):
 
-    .. math:: \\nabla_{x_i} = \\sqrt{c}\\,\\big[-(G y)_i + (G y_t)_i\\, x_i / x_{t,i}\\big],\\quad
-              \\partial_c = -\\frac{\\sum g\\,d}{2c} + \\frac{\\sum G z}{c\\sqrt c}
-              - \\frac{\\sum_i (G y_t)_i / x_{t,i} + \\sum_j (G^T x_t)_j / y_{t,j}}{2c\\sqrt c}
+    .. math:: \\nabla_{x_i} = s\\sqrt{c}\\,\\big[-(G y)_i + (G y_t)_i\\, x_i / x_{t,i}\\big],\\quad
+              \\partial_c = s\\Big[-\\frac{\\sum g\\,d}{2c} + \\frac{\\sum G z}{c\\sqrt c}
+              - \\frac{\\sum_i (G y_t)_i / x_{t,i} + \\sum_j (G^T x_t)_j / y_{t,j}}{2c\\sqrt c}\\Big],
+              \\quad \\partial_s = \\sum g\\,d
 
-    (using ``dz/dc = z/c - (y_t/x_t + x_t/y_t)/(2c)``). Only ``z`` and the output are kept
-    besides the inputs, and every (B1, B2) pass is in place: about half the passes autograd
-    takes through the same formula.
+    (using ``dz/dc = z/c - (y_t/x_t + x_t/y_t)/(2c)``); ``s`` multiplies the small results, not
+    ``G``. Only ``z`` (and on the PyTorch path the unscaled output) are kept besides the
+    inputs, and every (B1, B2) pass is in place: about half the passes autograd takes through
+    the same formula.
     """
 
     @staticmethod
-    def forward(ctx, x, y, c):
+    def forward(ctx, x, y, c, scale=None):
         xt = torch.sqrt(1.0 / c + _sq_norm(x).unsqueeze(-1))                      # (N, B1, 1)
         yt = torch.sqrt(1.0 / c + _sq_norm(y).unsqueeze(-1))                      # (N, B2, 1)
         # Floor at 1 + eps: rounding puts -c<x,y> below 1 for (nearly) coincident points,
         # where acosh is undefined and its gradient infinite.
         floor = 1.0 + eps_for(x.dtype)
-        if _native_dist.applies(x):
+        ctx.native = _native_dist.applies(x)
+        if ctx.native:
             # The kernel adds c x_t y_t in its pass: no (N, B1, B2) addend for the GEMM to copy.
             z = torch.bmm(x * (-c), y.transpose(-1, -2))
             n = z.shape[0]
+            factor = c.rsqrt().reshape(-1) * (1.0 if scale is None else scale)
             out = _native_dist.forward(z, (c * xt).reshape(n, -1).contiguous(), yt.reshape(n, -1).contiguous(),
-                                       c.rsqrt().reshape(-1), floor)
+                                       factor, floor)
+            d = None
         else:
             z = torch.baddbmm(c * xt * yt.transpose(-1, -2), x * (-c), y.transpose(-1, -2))
             z.clamp_min_(floor)
             minus_one = torch.tensor(-1.0, dtype=z.dtype, device=z.device)
-            out = torch.addcmul(minus_one, z, z).sqrt_().add_(z).log_().div_(c.sqrt())
-        ctx.save_for_backward(x, y, c, xt, yt, z, out)
+            d = torch.addcmul(minus_one, z, z).sqrt_().add_(z).log_().div_(c.sqrt())
+            out = d if scale is None else d * scale
+        ctx.save_for_backward(x, y, c, xt, yt, z, d, scale)
         return out
 
     @staticmethod
     def backward(ctx, g):
-        x, y, c, xt, yt, z, out = ctx.saved_tensors
+        x, y, c, xt, yt, z, d, scale = ctx.saved_tensors
         n, floor = z.shape[0], 1.0 + eps_for(z.dtype)
-        g_out = g_z = None                                                         # sum g d, sum G z
-        if _native_dist.applies(z, g):
-            G, g_out, g_z = _native_dist.backward(z, g.contiguous(), out, floor)
-            g_out, g_z = (t.to(z.dtype).reshape(n, 1, 1) for t in (g_out, g_z))
+        sqrt_c = c.sqrt()
+        needs_sums = ctx.needs_input_grad[2] or (scale is not None and ctx.needs_input_grad[3])
+        if ctx.native:
+            G, g_d, g_z = _native_dist.backward(z, g.to(z.dtype).contiguous(), (1.0 / sqrt_c).reshape(-1), floor)
+            g_d, g_z = (t.to(z.dtype).reshape(n, 1, 1) for t in (g_d, g_z))              # sum g d, sum G z
         else:
             minus_one = torch.tensor(-1.0, dtype=z.dtype, device=z.device)
             G = torch.addcmul(minus_one, z, z).rsqrt_()
             G.masked_fill_(z <= floor, 0.0).mul_(g)                                # clamp: no gradient
-        sqrt_c = c.sqrt()
+            if needs_sums:
+                g_d = torch.bmm(g.reshape(n, 1, -1), d.reshape(n, -1, 1))
+                g_z = torch.bmm(G.reshape(n, 1, -1), z.reshape(n, -1, 1))
+        s = 1.0 if scale is None else scale
         rows = torch.bmm(G, torch.cat([y, yt], -1))                                # [G y | G y_t]
         cols = torch.bmm(G.transpose(-1, -2), torch.cat([x, xt], -1))              # [G^T x | G^T x_t]
-        gx = gy = gc = None
+        gx = gy = gc = gs = None
         if ctx.needs_input_grad[0]:
-            gx = torch.addcmul(rows[..., :-1], x, rows[..., -1:] / xt, value=-1.0).mul_(-sqrt_c)
+            gx = torch.addcmul(rows[..., :-1], x, rows[..., -1:] / xt, value=-1.0).mul_(-sqrt_c * s)
         if ctx.needs_input_grad[1]:
-            gy = torch.addcmul(cols[..., :-1], y, cols[..., -1:] / yt, value=-1.0).mul_(-sqrt_c)
+            gy = torch.addcmul(cols[..., :-1], y, cols[..., -1:] / yt, value=-1.0).mul_(-sqrt_c * s)
         if ctx.needs_input_grad[2]:
-            if g_out is None:
-                g_out = torch.bmm(g.reshape(n, 1, -1), out.reshape(n, -1, 1))
-                g_z = torch.bmm(G.reshape(n, 1, -1), z.reshape(n, -1, 1))
             times = (rows[..., -1:] / xt).sum(-2, keepdim=True) + (cols[..., -1:] / yt).sum(-2, keepdim=True)
-            gc = -g_out / (2.0 * c) + (g_z - 0.5 * times) / (c * sqrt_c)
-        return gx, gy, gc
+            gc = s * (-g_d / (2.0 * c) + (g_z - 0.5 * times) / (c * sqrt_c))
+        if scale is not None and ctx.needs_input_grad[3]:
+            gs = g_d.sum().reshape(scale.shape)
+        return gx, gy, gc, gs
 
 
 @_full_precision
@@ -279,17 +291,22 @@ def dist(x: Tensor, y: Tensor, *, curv) -> Tensor:
 
 
 @_full_precision
-def pairwise_dist(x: Tensor, y: Tensor, *, curv) -> Tensor:
+def pairwise_dist(x: Tensor, y: Tensor, *, curv, scale: Tensor | float | None = None) -> Tensor:
     """All-pairs geodesic distance: (..., B1, n) x (..., B2, n) -> (..., B1, B2).
 
     .. math:: d(x_i, y_j) = \\operatorname{acosh}(-c \\langle x_i, y_j \\rangle_L) / \\sqrt{c}
 
     One matmul plus elementwise work. For (nearly) coincident points the ``acosh`` form
     returns about ``sqrt(2 eps x_t^2)`` instead of 0 (float32: ~1e-3 x_t); :func:`dist` is
-    exact there.
+    exact there. ``scale`` (a number or 0-d tensor, e.g. ``-s`` for logits) returns
+    ``scale * d`` with its gradient, without a separate (B1, B2) pass for the product.
     """
     xb, yb, c, lead = _batched(x, y, curv)
-    out = _pairwise_dist_kernel(xb, yb, c)
+    if scale is not None:
+        scale = _as_tensor(scale, xb)
+        if scale.dim():
+            raise ValueError(f"scale must be a number or a 0-d tensor, got shape {tuple(scale.shape)}")
+    out = _pairwise_dist_kernel(xb, yb, c, scale)
     return out.reshape(*lead, out.shape[-2], out.shape[-1])
 
 

@@ -222,6 +222,19 @@ def test_gradcheck_float64(fn):
     assert torch.autograd.gradcheck(lambda a, b, c: fn(a, b, curv=c), (x, y, curv))
 
 
+def test_pairwise_dist_scale_gradcheck_and_value():
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    curv = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    scale = torch.tensor(-3.0, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, c, s: L.pairwise_dist(a, b, curv=c, scale=s), (x, y, curv, scale))
+    torch.testing.assert_close(L.pairwise_dist(x, y, curv=curv, scale=scale),
+                               scale * L.pairwise_dist(x, y, curv=curv), rtol=1e-14, atol=0)
+    with pytest.raises(ValueError, match="scale must be a number or a 0-d tensor"):
+        L.pairwise_dist(x, y, curv=curv, scale=torch.ones(2))
+
+
 def test_pairwise_dist_gradcheck_per_batch_curvature():
     """The hand-written backward sums the curvature gradient over broadcast batch dims."""
     g = torch.Generator().manual_seed(5)

@@ -23,24 +23,26 @@ def _points(lead, b1, b2, n, seed=0):
     return x, y, c, torch.randn(*lead, b1, b2, generator=g, dtype=torch.float64)
 
 
-def _value_and_grads(x, y, c, weights):
+def _value_and_grads(x, y, c, weights, scale=None):
     leaves = [t.clone().requires_grad_() for t in (x, y, c)]
+    if scale is not None:
+        leaves.append(torch.tensor(scale, dtype=x.dtype, requires_grad=True))
     out = lorentz.pairwise_dist(*leaves[:2], curv=leaves[2].unsqueeze(-1).unsqueeze(-1)
-                                if leaves[2].dim() else leaves[2])
+                                if leaves[2].dim() else leaves[2], scale=None if scale is None else leaves[3])
     return out.detach(), torch.autograd.grad((out * weights).sum(), leaves)
 
 
 @needs_kernel
-@pytest.mark.parametrize("lead, b1, b2", [((), 37, 53), ((2,), 5, 300), ((), 64, 64)])
+@pytest.mark.parametrize("lead, b1, b2, scale", [((), 37, 53, None), ((2,), 5, 300, -7.5), ((), 64, 64, 0.0)])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_kernel_matches_the_pytorch_passes_and_float64(lead, b1, b2, threads, monkeypatch):
+def test_kernel_matches_the_pytorch_passes_and_float64(lead, b1, b2, scale, threads, monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     x, y, c, weights = _points(lead, b1, b2, 6)
     as32 = [t.float() for t in (x, y, c, weights)]
-    kernel = _value_and_grads(*as32)
+    kernel = _value_and_grads(*as32, scale)
     with nld.turned_off():
-        passes = _value_and_grads(*as32)
-    reference = _value_and_grads(x, y, c, weights)
+        passes = _value_and_grads(*as32, scale)
+    reference = _value_and_grads(x, y, c, weights, scale)
     torch.testing.assert_close(kernel[0], passes[0], rtol=2e-6, atol=2e-6)
     torch.testing.assert_close(kernel[0].double(), reference[0], rtol=1e-5, atol=1e-5)
     for name, got, want in zip("xy", kernel[1], passes[1]):
@@ -49,6 +51,9 @@ def test_kernel_matches_the_pytorch_passes_and_float64(lead, b1, b2, threads, mo
     torch.testing.assert_close(kernel[1][2], passes[1][2], rtol=1e-4, atol=0)
     for got in (kernel[1][2], passes[1][2]):
         torch.testing.assert_close(got.double(), reference[1][2], rtol=1e-3, atol=0)
+    if scale is not None:                                     # d(scale d)/d scale = sum g d, also at 0
+        torch.testing.assert_close(kernel[1][3], passes[1][3], rtol=1e-5, atol=0)
+        torch.testing.assert_close(kernel[1][3].double(), reference[1][3], rtol=1e-5, atol=0)
 
 
 @needs_kernel

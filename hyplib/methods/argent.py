@@ -143,7 +143,7 @@ class ARGENT(Method):
         """Args: ``emb`` with image, text, image_box, text_box (B, D) and ``curv`` ()."""
         self.check(emb)
         cfg, curv = self.defaults, emb.curv
-        contrastive = hierarchical_contrastive(emb, lambda a, b: lorentz.pairwise_dist(a, b, curv=curv))
+        contrastive = hierarchical_contrastive(emb, lambda a, b, s: lorentz.pairwise_dist(a, b, curv=curv, scale=s))
         sigma = {"inter": cfg["sigma_inter"], "intra": cfg["sigma_intra"]}
         weight = {"inter": cfg["weight_inter"], "intra": cfg["weight_intra"]}
         entail = hierarchical_entailment(emb, lambda p, c, kind: weight[kind] * adaptive_entailment(

@@ -40,7 +40,7 @@ class HyCoCLIP(Method):
         """Args: ``emb`` with image, text, image_box, text_box (B, D) and ``curv`` ()."""
         self.check(emb)
         curv = emb.curv
-        contrastive = hierarchical_contrastive(emb, lambda a, b: lorentz.pairwise_dist(a, b, curv=curv))
+        contrastive = hierarchical_contrastive(emb, lambda a, b, s: lorentz.pairwise_dist(a, b, curv=curv, scale=s))
         eta = {"inter": self.defaults["eta_inter"], "intra": self.defaults["eta_intra"]}
         min_radius = self.defaults["min_radius"]
         entail = hierarchical_entailment(emb, lambda p, c, kind: entailment_violation(

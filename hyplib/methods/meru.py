@@ -35,7 +35,7 @@ class MERU(Method):
         self.check(emb)
         if self.defaults["use_boxes"]:
             emb = boxes_as_pairs(emb)
-        logits = -emb.logit_scale * lorentz.pairwise_dist(emb.image, emb.text, curv=emb.curv)
+        logits = lorentz.pairwise_dist(emb.image, emb.text, curv=emb.curv, scale=-emb.logit_scale)
         image_text, text_image = symmetric_ce(logits)
         contrastive = 0.5 * (image_text + text_image)
         entail = entailment_violation(emb.text, emb.image, curv=emb.curv,

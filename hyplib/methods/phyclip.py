@@ -80,7 +80,7 @@ class PHyCLIP(Method):
         self.check(emb)
         cfg, curv, k = self.defaults, emb.curv, self.defaults["k"]
         pairwise = pairwise_product_dist if cfg["fused_distance"] else product.pairwise_dist
-        contrastive = hierarchical_contrastive(emb, lambda a, b: pairwise(
+        contrastive = hierarchical_contrastive(emb, lambda a, b, s: s * pairwise(
             product.split(a, k), product.split(b, k), curv=curv, how=cfg["how"]))
         eta = {"inter": cfg["eta_inter"], "intra": cfg["eta_intra"]}
         factor_curv = product.factor_curv(curv, k, emb.image)

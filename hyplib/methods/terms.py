@@ -111,26 +111,28 @@ def _get(emb, key: str) -> Tensor:
     return getattr(emb, key)
 
 
-def hierarchical_contrastive(emb, distance: Callable[[Tensor, Tensor], Tensor]) -> dict[str, Tensor]:
+def hierarchical_contrastive(emb, distance: Callable[[Tensor, Tensor, Tensor], Tensor]) -> dict[str, Tensor]:
     """HyCoCLIP's four contrastive terms with logits ``-s * distance(query, candidate)``.
 
     .. math:: h_{CC} = \\tfrac14[CE(I\\to T) + CE(T\\to I) + CE(I_{box}\\to T) + CE(T_{box}\\to I)]
 
     Args:
         emb: :class:`~hyplib.methods.base.Embeddings` with boxes.
-        distance: pairwise distance (B1, D) x (B2, D) -> (B1, B2).
+        distance: scaled pairwise distance ``(query (B1, D), candidate (B2, D), scale ()) ->
+            scale * d`` (B1, B2): :func:`hyplib.lorentz.pairwise_dist` applies the scale in its
+            own passes.
 
     Returns:
         ``{"contrastive_<query>_<candidate>": ()}`` for the four pairs, plus ``"contrastive"``
         (their mean). The image-text matrix is computed once and serves both directions.
     """
-    neg_s = -emb.logit_scale  # a 0-d op, so each (B1, B2) matrix is scaled in one pass
-    image_text, text_image = symmetric_ce(neg_s * distance(emb.image, emb.text))
+    neg_s = -emb.logit_scale
+    image_text, text_image = symmetric_ce(distance(emb.image, emb.text, neg_s))
     terms = {
         "contrastive_image_text": image_text,
         "contrastive_text_image": text_image,
-        "contrastive_image_box_text": diagonal_ce(neg_s * distance(emb.image_box, emb.text)),
-        "contrastive_text_box_image": diagonal_ce(neg_s * distance(emb.text_box, emb.image)),
+        "contrastive_image_box_text": diagonal_ce(distance(emb.image_box, emb.text, neg_s)),
+        "contrastive_text_box_image": diagonal_ce(distance(emb.text_box, emb.image, neg_s)),
     }
     terms["contrastive"] = sum(terms.values()) / 4.0
     return terms

@@ -38,27 +38,29 @@ void lorentz_dist_forward(int row_lo, int row_hi, int b2, float *restrict z, con
 
 /*
  * G[i] = g[i] / sqrt(z[i]^2 - 1), 0 where z[i] <= floor_ (the floor passes no gradient), for
- * i < n; and sums[0] += sum g out, sums[1] += sum G z (the curvature gradient's two sums).
+ * i < n; and sums[0] += sum g d with d = acosh(max(z, floor_)) / sqrt(c) computed again (not
+ * read back: the forward's output may carry the logit scale), sums[1] += sum G z.
  */
-void lorentz_dist_backward(long n, const float *restrict z, const float *restrict g, const float *restrict out,
-                           float floor_, float *restrict G, double *sums)
+void lorentz_dist_backward(long n, const float *restrict z, const float *restrict g, float floor_, float inv_sqrt_c,
+                           float *restrict G, double *sums)
 {
-    double total_out = 0.0, total_z = 0.0;
+    double total_d = 0.0, total_z = 0.0;
     for (long lo = 0; lo < n; lo += BLOCK) {
         const long hi = lo + BLOCK < n ? lo + BLOCK : n;
-        float block_out = 0.0f, block_z = 0.0f;
+        float block_d = 0.0f, block_z = 0.0f;
         for (long i = lo; i < hi; i++) {
             const float zi = z[i];
-            const float inside = zi > floor_ ? 1.0f : 0.0f;
             const float v = zi > floor_ ? zi : floor_;
-            const float h = inside * g[i] / sqrtf(v * v - 1.0f);
+            const float t = v * v - 1.0f;
+            const float inv_s = 1.0f / sqrtf(t);
+            const float h = zi > floor_ ? g[i] * inv_s : 0.0f;
             G[i] = h;
-            block_out += g[i] * out[i];
+            block_d += g[i] * log_at_least_one(v + t * inv_s);
             block_z += h * zi;
         }
-        total_out += block_out;
+        total_d += block_d;
         total_z += block_z;
     }
-    sums[0] += total_out;
+    sums[0] += total_d * inv_sqrt_c;
     sums[1] += total_z;
 }

@@ -2,9 +2,9 @@
 
 :class:`hyplib.lorentz._PairwiseDist` computes ``-c x.y`` with one ``bmm`` and then, where
 :func:`applies`, calls :func:`forward` (adds ``c x_t y_t`` to make ``z``, and
-``acosh(max(z, 1 + eps)) / sqrt(c)``, one pass)
-and in the backward :func:`backward` (``G = g / sqrt(z^2 - 1)``, 0 on the floor, with the
-curvature gradient's sums ``sum g d`` and ``sum G z``, one pass) instead of its PyTorch passes.
+``acosh(max(z, 1 + eps)) / sqrt(c)`` times the logit scale, one pass) and in the backward
+:func:`backward` (``G = g / sqrt(z^2 - 1)``, 0 on the floor, with the sums ``sum g d`` and
+``sum G z`` that the curvature and scale gradients need, one pass) instead of its PyTorch passes.
 The values are the PyTorch path's to float32 rounding (the kernel's ``log`` is within one ulp).
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _library():
         long, f, p = ctypes.c_long, ctypes.c_float, ctypes.c_void_p
         lib.lorentz_dist_forward.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, p, p, p, f, f, p]
         lib.lorentz_dist_forward.restype = None
-        lib.lorentz_dist_backward.argtypes = [long, p, p, p, f, p, p]
+        lib.lorentz_dist_backward.argtypes = [long, p, p, f, f, p, p]
         lib.lorentz_dist_backward.restype = None
         lib._hyplib_typed = True
     return lib
@@ -56,13 +56,14 @@ def applies(*tensors: Tensor) -> bool:
     return all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors) and available()
 
 
-def forward(z: Tensor, x_term: Tensor, y_term: Tensor, inv_sqrt_c: Tensor, floor: float) -> Tensor:
+def forward(z: Tensor, x_term: Tensor, y_term: Tensor, factor: Tensor, floor: float) -> Tensor:
     """Adds ``x_term`` (N, B1) times ``y_term`` (N, B2) to ``z`` (N, B1, B2) in place and returns
-    ``acosh(max(z, floor)) * inv_sqrt_c`` (``inv_sqrt_c`` (N,)); all contiguous float32."""
+    ``acosh(max(z, floor)) * factor`` (``factor`` (N,): the logit scale over ``sqrt(c)``); all
+    contiguous float32."""
     lib = _library()
     n, b1, b2 = z.shape
     out = torch.empty_like(z)
-    scales = inv_sqrt_c.tolist()
+    scales = factor.tolist()
     ranges = native.row_ranges(b1, torch.get_num_threads())
     for m in range(n):
         def rows(_, lo, hi, m=m):
@@ -72,21 +73,21 @@ def forward(z: Tensor, x_term: Tensor, y_term: Tensor, inv_sqrt_c: Tensor, floor
     return out
 
 
-def backward(z: Tensor, g: Tensor, out: Tensor, floor: float) -> tuple[Tensor, Tensor, Tensor]:
-    """``G = g / sqrt(z^2 - 1)`` (0 where ``z <= floor``) and per matrix ``sum g out`` and
-    ``sum G z``, each (N,) float64, for ``z``, ``g``, ``out`` (N, B1, B2)."""
+def backward(z: Tensor, g: Tensor, inv_sqrt_c: Tensor, floor: float) -> tuple[Tensor, Tensor, Tensor]:
+    """``G = g / sqrt(z^2 - 1)`` (0 where ``z <= floor``) and per matrix ``sum g d`` (``d =
+    acosh(max(z, floor)) * inv_sqrt_c``, computed again) and ``sum G z``, each (N,) float64,
+    for contiguous ``z`` and ``g`` (N, B1, B2) and ``inv_sqrt_c`` (N,)."""
     lib = _library()
     n, count = z.shape[0], z[0].numel()
     G = torch.empty_like(z)
     ranges = native.row_ranges(count, torch.get_num_threads(), ALIGN)
     sums = torch.zeros(n, len(ranges), 2, dtype=torch.float64)           # one partial per thread
-    size = z.element_size()
-    pointers = z.data_ptr(), g.data_ptr(), out.data_ptr(), G.data_ptr()
+    scales, size = inv_sqrt_c.tolist(), z.element_size()
 
     def call(m, part, lo, hi):
         at = (m * count + lo) * size
-        zp, gp, op, hp = (p + at for p in pointers)
-        lib.lorentz_dist_backward(hi - lo, zp, gp, op, floor, hp, sums[m, part].data_ptr())
+        lib.lorentz_dist_backward(hi - lo, z.data_ptr() + at, g.data_ptr() + at, floor, scales[m],
+                                  G.data_ptr() + at, sums[m, part].data_ptr())
 
     for m in range(n):
         native.run_rows(lambda part, lo, hi, m=m: call(m, part, lo, hi), ranges)

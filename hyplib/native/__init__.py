@@ -32,8 +32,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-__all__ = ["load", "usable", "turned_off", "unavailable_reason", "cache_dir", "row_ranges", "run_rows",
-           "COMPILE_FLAGS"]
+__all__ = ["Kernel", "load", "usable", "turned_off", "unavailable_reason", "cache_dir", "row_ranges",
+           "run_rows", "COMPILE_FLAGS"]
 
 SOURCE_DIR = Path(__file__).resolve().parent
 COMPILE_FLAGS = ("-O3", "-march=native", "-ffast-math", "-fPIC", "-std=c11")
@@ -128,6 +128,39 @@ def turned_off(name: str | None = None):
 def usable(name: str) -> ctypes.CDLL | None:
     """:func:`load` ``name``, except inside :func:`turned_off` for it, where it is None."""
     return None if _off[name] or _off[None] else load(name)
+
+
+class Kernel:
+    """The kernel ``hyplib/native/<name>.c`` and its functions' ctypes argument types
+    (``{function: [types]}``; every function returns void)."""
+
+    def __init__(self, name: str, signatures: dict[str, list]):
+        self.name, self.signatures = name, signatures
+
+    def declare(self, lib: ctypes.CDLL | None) -> ctypes.CDLL | None:
+        """``lib`` (a build of this kernel, or None) with its functions' argument types declared."""
+        if lib is not None and not getattr(lib, "_hyplib_typed", False):
+            for function, argtypes in self.signatures.items():
+                getattr(lib, function).argtypes = argtypes
+                getattr(lib, function).restype = None
+            lib._hyplib_typed = True
+        return lib
+
+    def library(self) -> ctypes.CDLL | None:
+        """The loaded kernel (built on the first call), or None where :func:`usable` is None."""
+        return self.declare(usable(self.name))
+
+    def available(self) -> bool:
+        """Whether the kernel is built and loaded, and not :meth:`turned_off`."""
+        return self.library() is not None
+
+    def turned_off(self):
+        """Within this block :meth:`available` is False, so callers take their PyTorch path."""
+        return turned_off(self.name)
+
+    def unavailable_reason(self) -> str | None:
+        """Why :meth:`available` is False (None when it is True or was not asked)."""
+        return unavailable_reason(self.name)
 
 
 def row_ranges(rows: int, threads: int, align: int = 1) -> list[tuple[int, int]]:

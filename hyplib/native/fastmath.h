@@ -9,6 +9,14 @@
 #include <stdint.h>
 #include <string.h>
 
+/* coef[0] x^(n-1) + ... + coef[n-1] by Horner's rule (unrolled where n is a constant). */
+static inline float horner(float x, const float *coef, int n)
+{
+    float p = coef[0];
+    for (int i = 1; i < n; i++) p = p * x + coef[i];
+    return p;
+}
+
 /*
  * Natural log of a finite float v >= 1 (the acosh argument a + sqrt(a^2 - 1) is), within one
  * ulp (at most 0.8 ulp over [1, 1e30], measured against double-precision log). The classic
@@ -28,15 +36,10 @@ static inline float log_at_least_one(float v)
     e = low ? e - 1.0f : e;
     m = low ? m + m - 1.0f : m - 1.0f;                          /* now m - 1, in [sqrt(1/2) - 1, sqrt(2) - 1) */
     const float z = m * m;
-    float p = 7.0376836292e-2f;
-    p = p * m - 1.1514610310e-1f;
-    p = p * m + 1.1676998740e-1f;
-    p = p * m - 1.2420140846e-1f;
-    p = p * m + 1.4249322787e-1f;
-    p = p * m - 1.6668057665e-1f;
-    p = p * m + 2.0000714765e-1f;
-    p = p * m - 2.4999993993e-1f;
-    p = p * m + 3.3333331174e-1f;
+    static const float coef[] = {7.0376836292e-2f, -1.1514610310e-1f, 1.1676998740e-1f, -1.2420140846e-1f,
+                                 1.4249322787e-1f, -1.6668057665e-1f, 2.0000714765e-1f, -2.4999993993e-1f,
+                                 3.3333331174e-1f};
+    const float p = horner(m, coef, 9);
     const float y = p * m * z - 2.12194440e-4f * e - 0.5f * z;  /* 2.12194440e-4 = 0.693359375 - ln 2 */
     return m + y + 0.693359375f * e;
 }
@@ -54,15 +57,10 @@ static inline float atan2_positive_y(float y, float x)
     const int steep = y > ax;                                   /* angle above pi/4 from the x axis */
     const float t = (steep ? ax : y) / (steep ? y : ax);        /* in [0, 1] */
     const float z = t * t;
-    float p = 2.9206923209130764e-3f;
-    p = p * z - 1.6367929056286812e-2f;
-    p = p * z + 4.3211862444877625e-2f;
-    p = p * z - 7.552214711904526e-2f;
-    p = p * z + 1.0666004568338394e-1f;
-    p = p * z - 1.4211055636405945e-1f;
-    p = p * z + 1.9993773102760315e-1f;
-    p = p * z - 3.3333152532577515e-1f;
-    float r = t + t * z * p;
+    static const float coef[] = {2.9206923209130764e-3f, -1.6367929056286812e-2f, 4.3211862444877625e-2f,
+                                 -7.552214711904526e-2f, 1.0666004568338394e-1f, -1.4211055636405945e-1f,
+                                 1.9993773102760315e-1f, -3.3333152532577515e-1f};
+    float r = t + t * z * horner(z, coef, 8);
     r = steep ? 1.5707963267948966f - r : r;
     return x < 0.0f ? 3.1415926535897932f - r : r;
 }

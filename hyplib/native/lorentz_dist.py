@@ -18,36 +18,15 @@ from hyplib import native
 
 __all__ = ["applies", "available", "turned_off", "unavailable_reason", "forward", "backward"]
 
-_NAME = "lorentz_dist"
 #: Entries per thread range are a multiple of this (whole cache lines and vectors).
 ALIGN = 64
-
-
-def _library():
-    lib = native.usable(_NAME)
-    if lib is not None and not getattr(lib, "_hyplib_typed", False):
-        long, f, p = ctypes.c_long, ctypes.c_float, ctypes.c_void_p
-        lib.lorentz_dist_forward.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, p, p, p, f, f, p]
-        lib.lorentz_dist_forward.restype = None
-        lib.lorentz_dist_backward.argtypes = [long, p, p, f, f, p, p]
-        lib.lorentz_dist_backward.restype = None
-        lib._hyplib_typed = True
-    return lib
-
-
-def turned_off():
-    """Within this block :func:`available` is False and the distance takes its PyTorch passes."""
-    return native.turned_off(_NAME)
-
-
-def available() -> bool:
-    """Whether the kernel is built and loaded (built on the first call), and not :func:`turned_off`."""
-    return _library() is not None
-
-
-def unavailable_reason() -> str | None:
-    """Why :func:`available` is False (None when it is True or was not asked)."""
-    return native.unavailable_reason(_NAME)
+_i, _long, _f, _p = ctypes.c_int, ctypes.c_long, ctypes.c_float, ctypes.c_void_p
+_KERNEL = native.Kernel("lorentz_dist", {
+    "lorentz_dist_forward": [_i, _i, _i, _p, _p, _p, _f, _f, _p],
+    "lorentz_dist_backward": [_long, _p, _p, _f, _f, _p, _p],
+})
+_library = _KERNEL.library
+available, turned_off, unavailable_reason = _KERNEL.available, _KERNEL.turned_off, _KERNEL.unavailable_reason
 
 
 def applies(*tensors: Tensor) -> bool:

@@ -22,34 +22,13 @@ from hyplib import native
 
 __all__ = ["applies", "available", "turned_off", "unavailable_reason", "angle"]
 
-_NAME = "pairwise_angle"
-
-
-def _library():
-    lib = native.usable(_NAME)
-    if lib is not None and not getattr(lib, "_hyplib_typed", False):
-        i, f, p = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
-        lib.pairwise_angle_forward.argtypes = [i, i, i, p, p, p, p, i, f, p]
-        lib.pairwise_angle_forward.restype = None
-        lib.pairwise_angle_backward.argtypes = [i, i, i, p, p, p, p, i, f, p, p, p, p]
-        lib.pairwise_angle_backward.restype = None
-        lib._hyplib_typed = True
-    return lib
-
-
-def turned_off():
-    """Within this block :func:`available` is False and the angle takes its PyTorch passes."""
-    return native.turned_off(_NAME)
-
-
-def available() -> bool:
-    """Whether the kernel is built and loaded (built on the first call), and not :func:`turned_off`."""
-    return _library() is not None
-
-
-def unavailable_reason() -> str | None:
-    """Why :func:`available` is False (None when it is True or was not asked)."""
-    return native.unavailable_reason(_NAME)
+_i, _f, _p = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
+_KERNEL = native.Kernel("pairwise_angle", {
+    "pairwise_angle_forward": [_i, _i, _i, _p, _p, _p, _p, _i, _f, _p],
+    "pairwise_angle_backward": [_i, _i, _i, _p, _p, _p, _p, _i, _f, _p, _p, _p, _p],
+})
+_library = _KERNEL.library
+available, turned_off, unavailable_reason = _KERNEL.available, _KERNEL.turned_off, _KERNEL.unavailable_reason
 
 
 def applies(cos: Tensor) -> bool:

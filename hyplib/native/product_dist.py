@@ -36,40 +36,13 @@ __all__ = ["available", "turned_off", "unavailable_reason", "pairwise_product_di
 TILE_ROWS = 16
 #: Largest factor dimension the C kernel takes (MAX_D there).
 MAX_D = 64
-_NAME = "product_dist"
-
-
-def _library():
-    return with_signatures(native.load(_NAME))
-
-
-def with_signatures(lib: ctypes.CDLL | None) -> ctypes.CDLL | None:
-    """``lib`` (a build of ``product_dist.c``) with its functions' argument types declared."""
-    if lib is not None and not getattr(lib, "_hyplib_typed", False):
-        i, f, p = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
-        lib.product_dist_l1_forward.argtypes = [i, i, i, i, p, p, p, p, p, p, f, i, i, p]
-        lib.product_dist_l1_forward.restype = None
-        lib.product_dist_l1_backward.argtypes = [i, i, i, i, p, p, p, p, p, p, f, f, i, i, i, p, p, p]
-        lib.product_dist_l1_backward.restype = None
-        lib._hyplib_typed = True
-    return lib
-
-
-def turned_off():
-    """Within this block :func:`available` is False, so callers take their PyTorch path (used to
-    count the formulation's matmul FLOPs and to time the PyTorch path beside the kernel)."""
-    return native.turned_off(_NAME)
-
-
-def available() -> bool:
-    """Whether the C kernel is built and loaded (it is built on the first call), and not
-    :func:`turned_off`."""
-    return native.usable(_NAME) is not None
-
-
-def unavailable_reason() -> str | None:
-    """Why :func:`available` is False (None when it is True or was not asked)."""
-    return native.unavailable_reason(_NAME)
+_i, _f, _p = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
+_KERNEL = native.Kernel("product_dist", {
+    "product_dist_l1_forward": [_i, _i, _i, _i, _p, _p, _p, _p, _p, _p, _f, _i, _i, _p],
+    "product_dist_l1_backward": [_i, _i, _i, _i, _p, _p, _p, _p, _p, _p, _f, _f, _i, _i, _i, _p, _p, _p],
+})
+_library = _KERNEL.library
+available, turned_off, unavailable_reason = _KERNEL.available, _KERNEL.turned_off, _KERNEL.unavailable_reason
 
 
 def _prepared(x: Tensor, y: Tensor, c: Tensor):

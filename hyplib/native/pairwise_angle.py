@@ -9,7 +9,7 @@ angles at the root from one GEMM of unit vectors, and then the angle at one end 
 with per-point vectors ``a = sqrt(c) x_t``, ``b = -sqrt(c) |x|`` (of the point the angle is at)
 and ``r = y_t / |y|`` (of the other). Where :func:`applies`, :func:`angle` does this in one pass
 forward and one backward (the gradients for ``cos``, ``a``, ``b`` and ``r``), instead of
-autograd's dozen passes through the same formula. The kernel's ``atan2`` is within 3 ulp.
+autograd's dozen passes through the same formula. The kernel's ``atan2`` is within 2 ulp.
 """
 from __future__ import annotations
 

@@ -423,8 +423,7 @@ class _AngleParts:
     def __init__(self, u: Tensor, v: Tensor, cos: Tensor, sin_sq: Tensor, c: Tensor, eps: float):
         self.u, self.v, self.cos, self.sin_sq, self.c = u, v, cos, sin_sq, c
         self.floored = sin_sq <= eps * eps
-        # sqrt's gradient is infinite at 0: sin_sq is >= 0 exactly but rounds to 0 for parallel pairs.
-        self.sin = torch.sqrt(torch.clamp(sin_sq, min=eps * eps))
+        self.sin = _floored_sqrt(sin_sq, eps * eps)
         # 1 - cos(theta) as sin^2 / (1 + cos) where cos > 0 (no cancellation for parallel x, y).
         self.positive = cos > 0
         self.one_minus_cos = torch.where(self.positive, sin_sq / (1.0 + cos.abs()), 1.0 - cos)

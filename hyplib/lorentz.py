@@ -115,12 +115,23 @@ def _sq_norm(x: Tensor) -> Tensor:
 
 
 def _norm(x: Tensor) -> Tensor:
-    # Floor at eps**2 before the sqrt: the sqrt's gradient is infinite at exactly zero.
-    return torch.sqrt(torch.clamp(_sq_norm(x), min=eps_for(x.dtype) ** 2))
+    # Floor at eps: the norm's gradient is undefined at exactly zero (and its reciprocals infinite).
+    # vector_norm is one pass each way, where sqrt(sum(x * x)) is three forward and four backward.
+    return torch.linalg.vector_norm(x, dim=-1).clamp_min(eps_for(x.dtype))
 
 
 def _as_tensor(curv, like: Tensor) -> Tensor:
     return torch.as_tensor(curv, dtype=like.dtype, device=like.device)
+
+
+def _check_scale(scale, like: Tensor) -> Tensor | None:
+    """A logit scale as a 0-d tensor (None stays None)."""
+    if scale is None:
+        return None
+    scale = _as_tensor(scale, like)
+    if scale.dim():
+        raise ValueError(f"scale must be a number or a 0-d tensor, got shape {tuple(scale.shape)}")
+    return scale
 
 
 @_full_precision
@@ -302,11 +313,7 @@ def pairwise_dist(x: Tensor, y: Tensor, *, curv, scale: Tensor | float | None = 
     ``scale * d`` with its gradient, without a separate (B1, B2) pass for the product.
     """
     xb, yb, c, lead = _batched(x, y, curv)
-    if scale is not None:
-        scale = _as_tensor(scale, xb)
-        if scale.dim():
-            raise ValueError(f"scale must be a number or a 0-d tensor, got shape {tuple(scale.shape)}")
-    out = _pairwise_dist_kernel(xb, yb, c, scale)
+    out = _pairwise_dist_kernel(xb, yb, c, _check_scale(scale, xb))
     return out.reshape(*lead, out.shape[-2], out.shape[-1])
 
 
@@ -511,71 +518,75 @@ class _ExteriorAngle(torch.autograd.Function):
         return gx, gy, gc
 
 
-def _pairwise_cos(x: Tensor, y: Tensor):
-    """Cosine of the angle between ``x_i`` and ``y_j`` of (N, B1, n) x (N, B2, n), from one GEMM
-    of unit vectors: (N, B1, B2), plus the norms (N, B1, 1) and (N, 1, B2)."""
-    x_norm, y_norm = _norm(x).unsqueeze(-1), _norm(y).unsqueeze(-1)
-    cos = torch.bmm(x / x_norm, (y / y_norm).transpose(-1, -2))
-    return cos, x_norm, y_norm.transpose(-1, -2)
+def _pairwise_angles(x: Tensor, y: Tensor, c: Tensor, ends) -> list[Tensor]:
+    """``scale * phi`` (N, B1, B2) for each ``(by_column, scale)`` of ``ends``, over (N, B1, n) x
+    (N, B2, n) from one GEMM: the angle at ``x_i`` towards ``y_j``, or with ``by_column`` the angle
+    at ``y_j`` towards ``x_i`` (laid out the same way).
 
+    .. math:: \\phi = \\operatorname{atan2}\\big(\\sin\\theta,\\ \\sqrt{c}\\,(x_t \\cos\\theta
+              - |x|\\, y_t / |y|)\\big)
 
-def _pairwise_sin(cos: Tensor) -> Tensor | None:
-    """The sines for :func:`_angle_at`'s PyTorch path; None where the C kernel computes them."""
-    if _native_angle.applies(cos):
-        return None
+    with ``theta`` the angle at the root between the two points. Where the C kernel
+    :mod:`hyplib.native.pairwise_angle` applies, the GEMM is of ``x`` and ``y`` themselves and the
+    kernel divides by the norms and applies the scale in its own pass; otherwise the GEMM is of
+    unit vectors and the rest are PyTorch passes.
+    """
+    x_norm, y_norm = _norm(x).unsqueeze(-1), _norm(y).unsqueeze(-1).transpose(-1, -2)
+    sqrt_c = c.sqrt()
+
+    def per_point(norm, other_norm):
+        a = sqrt_c * torch.sqrt(1.0 / c + norm * norm)                       # sqrt(c) x_t
+        r = torch.sqrt(1.0 / c + other_norm * other_norm) / other_norm        # y_t / |y|
+        return a, -(sqrt_c * norm), r
+
+    vectors = [per_point(y_norm, x_norm) if by_column else per_point(x_norm, y_norm) for by_column, _ in ends]
+    floor_sq = eps_for(x.dtype)
+    if _native_angle.applies(x):
+        prod = torch.bmm(x, y.transpose(-1, -2))
+        return [_native_angle.angle(prod, x_norm, y_norm, *abr, by_column=by_column, floor_sq=floor_sq, scale=scale)
+                for (by_column, scale), abr in zip(ends, vectors)]
+    cos = torch.bmm(x / x_norm, (y / y_norm.transpose(-1, -2)).transpose(-1, -2))
     # The GEMM's cosines carry a few eps of absolute error, so for (nearly) parallel pairs
     # 1 - cos^2 is noise below ~eps: floor it there. This bounds the angle's gradient by
     # ~1/sqrt(eps) at coincident points, where the angle is undefined.
-    return _floored_sqrt(torch.addcmul(cos.new_ones(()), cos, cos, value=-1.0), eps_for(cos.dtype))
-
-
-def _angle_at(cos: Tensor, sin: Tensor | None, norm: Tensor, other_norm: Tensor, c: Tensor, *,
-              by_column: bool) -> Tensor:
-    """``atan2(sin, sqrt(c) (x_t cos - |x| y_t / |y|))`` with ``norm = |x|`` and
-    ``other_norm = |y|`` broadcasting against the (N, B1, B2) ``cos``: (N, B1, 1) and (N, 1, B2),
-    or with ``by_column`` the other way round. ``sin`` is :func:`_pairwise_sin`'s: where it is None,
-    the C kernel :mod:`hyplib.native.pairwise_angle` does the elementwise passes."""
-    sqrt_c = c.sqrt()
-    a = sqrt_c * torch.sqrt(1.0 / c + norm * norm)                       # sqrt(c) x_t
-    b = -(sqrt_c * norm)
-    r = torch.sqrt(1.0 / c + other_norm * other_norm) / other_norm        # y_t / |y|
-    if sin is None:
-        return _native_angle.angle(cos, a, b, r, by_column=by_column, floor_sq=eps_for(cos.dtype))
-    return torch.atan2(sin, torch.addcmul(b * r, cos, a))
+    sin = _floored_sqrt(torch.addcmul(cos.new_ones(()), cos, cos, value=-1.0), floor_sq)
+    angles = [torch.atan2(sin, torch.addcmul(b * r, cos, a)) for a, b, r in vectors]
+    return [phi if scale is None else phi * scale for phi, (_, scale) in zip(angles, ends)]
 
 
 @_full_precision
-def pairwise_exterior_angle(x: Tensor, y: Tensor, *, curv) -> Tensor:
+def pairwise_exterior_angle(x: Tensor, y: Tensor, *, curv, scale: Tensor | float | None = None) -> Tensor:
     """All-pairs exterior angle at ``x_i`` towards ``y_j``: (..., B1, n) x (..., B2, n) -> (..., B1, B2).
 
     The ``atan2`` form of :func:`exterior_angle` (no cancellation near the root), arranged as
-    one GEMM of unit vectors and a few elementwise passes. The GEMM's rounding limits nearly
-    parallel pairs: ``sin(theta)`` is floored at ``sqrt(eps)`` (~1e-3 in float32), so angles
-    between ``x_i`` and ``y_j`` below that are not resolved (the paired form resolves them).
+    one GEMM and a few elementwise passes. The GEMM's rounding limits nearly parallel pairs:
+    ``sin(theta)`` is floored at ``sqrt(eps)`` (~1e-3 in float32), so angles between ``x_i`` and
+    ``y_j`` below that are not resolved (the paired form resolves them). ``scale`` (a number or
+    0-d tensor, e.g. ``-s`` for logits) returns ``scale * phi`` with its gradient, without a
+    separate (B1, B2) pass for the product.
     """
     xb, yb, c, lead = _batched(x, y, curv)
-    cos, x_norm, y_norm = _pairwise_cos(xb, yb)
-    out = _angle_at(cos, _pairwise_sin(cos), x_norm, y_norm, c, by_column=False)
+    (out,) = _pairwise_angles(xb, yb, c, [(False, _check_scale(scale, xb))])
     return out.reshape(*lead, out.shape[-2], out.shape[-1])
 
 
 @_full_precision
-def pairwise_exterior_angles(x: Tensor, y: Tensor, *, curv) -> tuple[Tensor, Tensor]:
+def pairwise_exterior_angles(x: Tensor, y: Tensor, *, curv, scales=(None, None)) -> tuple[Tensor, Tensor]:
     """Exterior angles at both ends of every pair from one GEMM: two (..., B1, B2) tensors.
 
     Returns ``(at_x, at_y)`` with ``at_x[i, j] = phi(x_i, y_j)`` (as
     :func:`pairwise_exterior_angle`) and ``at_y[i, j] = phi(y_j, x_i)``, i.e.
     ``pairwise_exterior_angle(y, x)`` transposed, but laid out like ``at_x`` so that no
-    transposed copy is made. Both read the same cosines and sines (the angle at the root is
-    shared by the two ends).
+    transposed copy is made. Both read the same inner products (the angle at the root is
+    shared by the two ends). ``scales`` multiply ``at_x`` and ``at_y`` as
+    :func:`pairwise_exterior_angle`'s ``scale`` does.
     """
     xb, yb, c, lead = _batched(x, y, curv)
-    cos, x_norm, y_norm = _pairwise_cos(xb, yb)
-    sin = _pairwise_sin(cos)
-    at_x = _angle_at(cos, sin, x_norm, y_norm, c, by_column=False)
-    at_y = _angle_at(cos, sin, y_norm, x_norm, c, by_column=True)
-    shape = (*lead, cos.shape[-2], cos.shape[-1])
-    return at_x.reshape(shape), at_y.reshape(shape)
+    if len(scales) != 2:
+        raise ValueError(f"scales must be a pair (for at_x, at_y), got {len(scales)} values")
+    ends = [(False, _check_scale(scales[0], xb)), (True, _check_scale(scales[1], xb))]
+    shape = (*lead, xb.shape[-2], yb.shape[-2])
+    return tuple(out.reshape(shape) for out in _pairwise_angles(xb, yb, c, ends))
 
 
 @_full_precision
@@ -612,11 +623,10 @@ def einstein_midpoint(x: Tensor, *, curv, weights: Tensor | None = None) -> Tens
         raise ValueError(f"weights.shape={tuple(weights.shape)} must equal x.shape[:-1]={tuple(x.shape[:-1])}")
     c = _as_tensor(curv, x).unsqueeze(-1)
     xt = torch.sqrt(1.0 / c + _sq_norm(x))
-    klein = x / xt.unsqueeze(-1)
-    gamma = weights * c.sqrt() * xt
+    # g_j k_j = sqrt(c) x_j: the midpoint sum_j w_j g_j k_j / sum_j w_j g_j is sum w x / sum w x_t.
     # Floor the total weight: all-zero weights would divide by zero.
-    total = torch.clamp(gamma.sum(-1, keepdim=True), min=eps_for(x.dtype))
-    k_e = (gamma.unsqueeze(-1) * klein).sum(-2) / total
+    total = torch.clamp((weights * xt).sum(-1, keepdim=True), min=eps_for(x.dtype))
+    k_e = (weights.unsqueeze(-2) @ x).squeeze(-2) / total
     return from_klein(k_e, curv=curv)
 
 

@@ -235,6 +235,28 @@ def test_pairwise_dist_scale_gradcheck_and_value():
         L.pairwise_dist(x, y, curv=curv, scale=torch.ones(2))
 
 
+def test_pairwise_exterior_angle_scale_gradcheck_and_value():
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    curv = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    scale = torch.tensor(-3.0, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, c, s: L.pairwise_exterior_angle(a, b, curv=c, scale=s),
+                                    (x, y, curv, scale))
+    assert torch.autograd.gradcheck(lambda a, b, c, s: L.pairwise_exterior_angles(a, b, curv=c, scales=(s, 2 * s)),
+                                    (x, y, curv, scale))
+    plain = L.pairwise_exterior_angle(x, y, curv=curv)
+    torch.testing.assert_close(L.pairwise_exterior_angle(x, y, curv=curv, scale=scale), scale * plain,
+                               rtol=1e-14, atol=0)
+    at_x, at_y = L.pairwise_exterior_angles(x, y, curv=curv, scales=(scale, 0.5))
+    torch.testing.assert_close(at_x, scale * plain, rtol=1e-14, atol=0)
+    torch.testing.assert_close(at_y, 0.5 * L.pairwise_exterior_angle(y, x, curv=curv).t(), rtol=1e-14, atol=0)
+    with pytest.raises(ValueError, match="scale must be a number or a 0-d tensor"):
+        L.pairwise_exterior_angle(x, y, curv=curv, scale=torch.ones(2))
+    with pytest.raises(ValueError, match="scales must be a pair"):
+        L.pairwise_exterior_angles(x, y, curv=curv, scales=(1.0,))
+
+
 def test_pairwise_dist_gradcheck_per_batch_curvature():
     """The hand-written backward sums the curvature gradient over broadcast batch dims."""
     g = torch.Generator().manual_seed(5)

@@ -171,6 +171,25 @@ def test_symmetric_ce_equals_two_cross_entropies():
         symmetric_ce(torch.zeros(3, 4))
 
 
+def test_symmetric_ce_of_two_matrices_equals_two_cross_entropies():
+    """Rows of one matrix and columns of another (ATMG's code variant), as two diagonal_ce."""
+    from hyplib.methods.terms import diagonal_ce, symmetric_ce
+
+    g = torch.Generator().manual_seed(4)
+    a, b = ((5 * torch.randn(7, 7, generator=g, dtype=torch.float64)).requires_grad_() for _ in range(2))
+    rows, cols = symmetric_ce(a, b)
+    torch.testing.assert_close(rows, diagonal_ce(a))
+    torch.testing.assert_close(cols, diagonal_ce(b.t()))
+    got = torch.autograd.grad(0.3 * rows + 0.7 * cols, (a, b))
+    want = torch.autograd.grad(0.3 * diagonal_ce(a) + 0.7 * diagonal_ce(b.t()), (a, b))
+    for x, y in zip(got, want):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match=r"column_logits.*\(7, 6\)"):
+        symmetric_ce(a, torch.zeros(7, 6))
+    with pytest.raises(ValueError, match=r"differ"):
+        symmetric_ce(a, torch.zeros(6, 6))
+
+
 def test_diagonal_ce_of_a_transposed_view_equals_cross_entropy():
     from hyplib.methods.terms import diagonal_ce
 

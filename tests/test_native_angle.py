@@ -25,33 +25,46 @@ def _points(lead, b1, b2, n, seed=0):
     return x, y, c, torch.randn(*lead, b1, b2, generator=g, dtype=torch.float64)
 
 
-def _both_angles(x, y, c, weights):
+def _both_angles(x, y, c, weights, scale=None):
+    """Both-ends and single angles (times ``scale`` and ``-scale`` where given) with the gradients of
+    a weighted sum for x, y, c and (where given) the scale."""
     leaves = [t.clone().requires_grad_() for t in (x, y, c)]
+    if scale is not None:
+        leaves.append(torch.tensor(scale, dtype=x.dtype, requires_grad=True))
+    s = leaves[3] if scale is not None else None
     curv = leaves[2][..., None, None] if leaves[2].dim() else leaves[2]
-    at_x, at_y = lorentz.pairwise_exterior_angles(*leaves[:2], curv=curv)
-    single = lorentz.pairwise_exterior_angle(*leaves[:2], curv=curv)
+    at_x, at_y = lorentz.pairwise_exterior_angles(*leaves[:2], curv=curv,
+                                                  scales=(None, None) if s is None else (s, -s))
+    single = lorentz.pairwise_exterior_angle(*leaves[:2], curv=curv, scale=s)
     total = (at_x * weights).sum() + (at_y * weights.flip(-1)).sum() + 0.5 * (single * weights).sum()
     return (at_x.detach(), at_y.detach(), single.detach()), torch.autograd.grad(total, leaves)
 
 
 @needs_kernel
-@pytest.mark.parametrize("lead, b1, b2", [((), 37, 53), ((2,), 5, 300), ((), 1, 7), ((3,), 8, 1)])
+@pytest.mark.parametrize("lead, b1, b2, scale", [((), 37, 53, None), ((2,), 5, 300, -7.5), ((), 1, 7, 0.0),
+                                                 ((3,), 8, 1, 2.5)])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_kernel_matches_the_pytorch_passes_and_float64(lead, b1, b2, threads, monkeypatch):
+def test_kernel_matches_the_pytorch_passes_and_float64(lead, b1, b2, scale, threads, monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     x, y, c, weights = _points(lead, b1, b2, 6)
     as32 = [t.float() for t in (x, y, c, weights)]
-    kernel = _both_angles(*as32)
+    kernel = _both_angles(*as32, scale)
     with npa.turned_off():
-        passes = _both_angles(*as32)
-    reference = _both_angles(x, y, c, weights)
+        passes = _both_angles(*as32, scale)
+    reference = _both_angles(x, y, c, weights, scale)
     resolved = torch.ones(b1, b2, dtype=torch.bool)
     resolved[0, 0] = False                     # the parallel pair: float32 floors its sine at sqrt(eps)
+    size = 1.0 if scale is None else max(abs(scale), 1.0)
     for got, want, ref in zip(kernel[0], passes[0], reference[0]):
-        torch.testing.assert_close(got, want, rtol=0, atol=2e-6)               # the kernel's atan2: 3 ulp
-        torch.testing.assert_close(got.double()[..., resolved], ref[..., resolved], rtol=0, atol=1e-4)
-    for name, got, want in zip("xyc", kernel[1], passes[1]):
-        torch.testing.assert_close(got, want, rtol=2e-4, atol=1e-5, msg=name)
+        torch.testing.assert_close(got, want, rtol=0, atol=2e-6 * size)        # the kernel's atan2: 2 ulp
+        torch.testing.assert_close(got.double()[..., resolved], ref[..., resolved], rtol=0, atol=1e-4 * size)
+    for name, got, want in zip("xycs", kernel[1], passes[1]):
+        torch.testing.assert_close(got, want, rtol=2e-4, atol=1e-5 * size, msg=name)
+    if scale is not None:                       # d(scale phi)/d scale = sum g phi, also at scale 0
+        at_x, at_y, single = (t.double() for t in _both_angles(*as32)[0])
+        w = weights.double()
+        direct = (at_x * w).sum() - (at_y * w.flip(-1)).sum() + 0.5 * (single * w).sum()
+        torch.testing.assert_close(kernel[1][3].double(), direct, rtol=1e-5, atol=1e-5)
 
 
 @needs_kernel

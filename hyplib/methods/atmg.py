@@ -41,17 +41,18 @@ from hyplib.methods.terms import diagonal_ce, symmetric_ce
 __all__ = ["ATMG", "angle_logits"]
 
 
-def angle_logits(emb: Embeddings) -> dict[str, Tensor]:
-    """Unscaled angle logits of the ``code`` variant.
+def angle_logits(emb: Embeddings, scale=None) -> dict[str, Tensor]:
+    """Angle logits of the ``code`` variant, times ``scale`` (the logit scale; 1 when None).
 
     Returns:
         ``"text_image"``: (B_txt, B_img) ``-phi(T_i, I_j)`` (angle at the text; softmax over
         images), and ``"image_text"``: (B_img, B_txt) ``+phi(I_i, T_j)`` (angle at the image;
         softmax over texts).
     """
-    at_text, at_image = lorentz.pairwise_exterior_angles(emb.text, emb.image, curv=emb.curv)
+    s = 1.0 if scale is None else scale
+    at_text, at_image = lorentz.pairwise_exterior_angles(emb.text, emb.image, curv=emb.curv, scales=(-s, s))
     # Both are (B_txt, B_img): text_image's softmax runs along rows, image_text's along columns.
-    return {"text_image": -at_text, "image_text": at_image.t()}
+    return {"text_image": at_text, "image_text": at_image.t()}
 
 
 def centroid_regulariser(emb: Embeddings, radius_text: float, radius_image: float) -> Tensor:
@@ -80,14 +81,15 @@ def _loss_paper(method: ATMG, emb: Embeddings) -> dict:
     texts of the column), so both retrieval directions are trained as in CLIP and MERU.
     """
     s = emb.logit_scale
-    alpha = lorentz.pairwise_exterior_angle(emb.text, emb.image, curv=emb.curv)  # (B_txt, B_img)
+    # -s alpha (B_txt, B_img), the scale applied in the angle's own pass.
+    neg_alpha_logits = lorentz.pairwise_exterior_angle(emb.text, emb.image, curv=emb.curv, scale=-s)
     if method.defaults["directions"] == "both":
-        # Both directions of one matrix (a 0-d negation, so the matrix is scaled in one pass).
-        neg_alpha, image_text = symmetric_ce(-s * alpha)
+        neg_alpha, image_text = symmetric_ce(neg_alpha_logits)
         second = {"contrastive_image_text": image_text}
     else:
-        neg_alpha = diagonal_ce(-s * alpha)
-        second = {"contrastive_text_image_beta": diagonal_ce(s * (math.pi - alpha))}
+        neg_alpha = diagonal_ce(neg_alpha_logits)
+        # s beta = s (pi - alpha) = s pi + (-s alpha)
+        second = {"contrastive_text_image_beta": diagonal_ce(s * math.pi + neg_alpha_logits)}
     loss = neg_alpha + next(iter(second.values()))
     weight = method.defaults["centroid_weight"]
     # At weight 0 the centroid term is only logged: no graph for its backward.
@@ -108,10 +110,10 @@ def _loss_code(method: ATMG, emb: Embeddings) -> dict:
     The released code has ``lambda = 0``; with ``centroid_weight > 0`` the paper's centroid
     term is added to the code's two directions.
     """
-    logits = angle_logits(emb)
-    text_image = diagonal_ce(emb.logit_scale * logits["text_image"])
-    # image_text is a transposed view: its CE runs down the columns of a contiguous matrix.
-    image_text = diagonal_ce(emb.logit_scale * logits["image_text"])
+    logits = angle_logits(emb, emb.logit_scale)
+    # image_text is a transposed view: its CE over texts runs down the columns of the stored
+    # (B_txt, B_img) matrix, beside text_image's along the rows, in one function.
+    text_image, image_text = symmetric_ce(logits["text_image"], logits["image_text"].t())
     contrastive = 0.5 * (text_image + image_text)
     terms = {"contrastive_text_image": text_image, "contrastive_image_text": image_text,
              "contrastive": contrastive}

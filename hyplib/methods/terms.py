@@ -46,11 +46,13 @@ def diagonal_ce(logits: Tensor) -> Tensor:
 
 
 class _SymmetricCE(torch.autograd.Function):
-    """Both diagonal cross-entropies of a square (B, B) matrix, without transposed copies.
+    """Both diagonal cross-entropies of square (B, B) matrices, without transposed copies: the
+    row direction over ``rows`` and the column direction over ``cols`` (often the same matrix).
 
     ``F.cross_entropy(logits.t())`` makes a strided copy of the matrix and its gradient (on CPU
     each costs several contiguous passes); here the column direction is a ``logsumexp`` over
-    dim 0, and the gradient is ``g_r softmax_rows + g_c softmax_cols - (g_r + g_c) I``, over B.
+    dim 0, and the gradients are ``g_r softmax_rows(rows) - g_r I`` and ``g_c softmax_cols(cols)
+    - g_c I``, over B (summed into one matrix where ``rows`` is ``cols``).
 
     The softmaxes are max-subtracted exponentials divided by their own sums, not
     ``exp(logits - logsumexp)``: with MERU's logits (``-s d``, logsumexp near -280 at s = 100)
@@ -59,20 +61,23 @@ class _SymmetricCE(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, logits):
-        rows, cols = torch.logsumexp(logits, 1), torch.logsumexp(logits, 0)
-        diag = logits.diagonal()
-        ctx.save_for_backward(logits)
-        return torch.stack([(rows - diag).mean(), (cols - diag).mean()])
+    def forward(ctx, rows, cols):
+        by_row, by_col = torch.logsumexp(rows, 1), torch.logsumexp(cols, 0)
+        ctx.same = rows is cols
+        ctx.save_for_backward(rows, cols)
+        return torch.stack([(by_row - rows.diagonal()).mean(), (by_col - cols.diagonal()).mean()])
 
     @staticmethod
     def backward(ctx, g):
-        (logits,) = ctx.saved_tensors
-        n = logits.shape[0]
-        grad = _scaled_softmax(logits, 1, g[0] / n)
-        grad.add_(_scaled_softmax(logits, 0, g[1] / n))
-        grad.diagonal().sub_((g[0] + g[1]) / n)
-        return grad
+        rows, cols = ctx.saved_tensors
+        n = rows.shape[0]
+        grad_rows = _scaled_softmax(rows, 1, g[0] / n)
+        grad_rows.diagonal().sub_(g[0] / n)
+        grad_cols = _scaled_softmax(cols, 0, g[1] / n)
+        grad_cols.diagonal().sub_(g[1] / n)
+        if ctx.same:
+            return grad_rows.add_(grad_cols), None
+        return grad_rows, grad_cols
 
 
 def _scaled_softmax(logits: Tensor, dim: int, scale: Tensor) -> Tensor:
@@ -83,14 +88,20 @@ def _scaled_softmax(logits: Tensor, dim: int, scale: Tensor) -> Tensor:
     return e.mul_(scale / e.sum(dim, keepdim=True))
 
 
-def symmetric_ce(logits: Tensor) -> tuple[Tensor, Tensor]:
-    """Both directions of a square (B, B) logit matrix: (CE(rows), CE(columns)).
+def symmetric_ce(logits: Tensor, column_logits: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Both directions of square (B, B) logits: (CE(rows of ``logits``), CE(columns of
+    ``column_logits``)), the latter defaulting to ``logits`` itself.
 
-    Equal to ``(diagonal_ce(logits), diagonal_ce(logits.t()))`` in value and gradient.
+    Equal to ``(diagonal_ce(logits), diagonal_ce(column_logits.t()))`` in value and gradient.
     """
-    if logits.dim() != 2 or logits.shape[0] != logits.shape[1]:
-        raise ValueError(f"symmetric_ce needs a square (B, B) matrix, got shape {tuple(logits.shape)}")
-    both = _SymmetricCE.apply(as_float(logits))
+    columns = logits if column_logits is None else column_logits
+    for name, matrix in (("logits", logits), ("column_logits", columns)):
+        if matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1]:
+            raise ValueError(f"symmetric_ce needs a square (B, B) matrix as {name}, got shape {tuple(matrix.shape)}")
+    if columns.shape != logits.shape:
+        raise ValueError(f"symmetric_ce: logits {tuple(logits.shape)} and column_logits {tuple(columns.shape)} differ")
+    rows = as_float(logits)
+    both = _SymmetricCE.apply(rows, rows if column_logits is None else as_float(columns))
     return both[0], both[1]
 
 

@@ -251,8 +251,13 @@ class _PairwiseDist(torch.autograd.Function):
         sqrt_c = c.sqrt()
         needs_sums = ctx.needs_input_grad[2] or (scale is not None and ctx.needs_input_grad[3])
         if ctx.native:
-            G, g_d, g_z = _native_dist.backward(z, g.to(z.dtype).contiguous(), (1.0 / sqrt_c).reshape(-1), floor)
+            G, g_yt, g_xt, g_d, g_z = _native_dist.backward(
+                z, g.to(z.dtype).contiguous(), xt.reshape(n, -1).contiguous(), yt.reshape(n, -1).contiguous(),
+                (1.0 / sqrt_c).reshape(-1), floor)
             g_d, g_z = (t.to(z.dtype).reshape(n, 1, 1) for t in (g_d, g_z))              # sum g d, sum G z
+            rows_t, cols_t = g_yt.unsqueeze(-1), g_xt.unsqueeze(-1)                 # G y_t, G^T x_t
+            g_y = torch.bmm(G, y) if ctx.needs_input_grad[0] else None
+            g_x = torch.bmm(G.transpose(-1, -2), x) if ctx.needs_input_grad[1] else None
         else:
             minus_one = torch.tensor(-1.0, dtype=z.dtype, device=z.device)
             G = torch.addcmul(minus_one, z, z).rsqrt_()
@@ -260,16 +265,17 @@ class _PairwiseDist(torch.autograd.Function):
             if needs_sums:
                 g_d = torch.bmm(g.reshape(n, 1, -1), d.reshape(n, -1, 1))
                 g_z = torch.bmm(G.reshape(n, 1, -1), z.reshape(n, -1, 1))
+            rows = torch.bmm(G, torch.cat([y, yt], -1))                            # [G y | G y_t]
+            cols = torch.bmm(G.transpose(-1, -2), torch.cat([x, xt], -1))          # [G^T x | G^T x_t]
+            g_y, rows_t, g_x, cols_t = rows[..., :-1], rows[..., -1:], cols[..., :-1], cols[..., -1:]
         s = 1.0 if scale is None else scale
-        rows = torch.bmm(G, torch.cat([y, yt], -1))                                # [G y | G y_t]
-        cols = torch.bmm(G.transpose(-1, -2), torch.cat([x, xt], -1))              # [G^T x | G^T x_t]
         gx = gy = gc = gs = None
         if ctx.needs_input_grad[0]:
-            gx = torch.addcmul(rows[..., :-1], x, rows[..., -1:] / xt, value=-1.0).mul_(-sqrt_c * s)
+            gx = torch.addcmul(g_y, x, rows_t / xt, value=-1.0).mul_(-sqrt_c * s)
         if ctx.needs_input_grad[1]:
-            gy = torch.addcmul(cols[..., :-1], y, cols[..., -1:] / yt, value=-1.0).mul_(-sqrt_c * s)
+            gy = torch.addcmul(g_x, y, cols_t / yt, value=-1.0).mul_(-sqrt_c * s)
         if ctx.needs_input_grad[2]:
-            times = (rows[..., -1:] / xt).sum(-2, keepdim=True) + (cols[..., -1:] / yt).sum(-2, keepdim=True)
+            times = (rows_t / xt).sum(-2, keepdim=True) + (cols_t / yt).sum(-2, keepdim=True)
             gc = s * (-g_d / (2.0 * c) + (g_z - 0.5 * times) / (c * sqrt_c))
         if scale is not None and ctx.needs_input_grad[3]:
             gs = g_d.sum().reshape(scale.shape)

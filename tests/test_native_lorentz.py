@@ -45,8 +45,13 @@ def test_kernel_matches_the_pytorch_passes_and_float64(lead, b1, b2, scale, thre
     reference = _value_and_grads(x, y, c, weights, scale)
     torch.testing.assert_close(kernel[0], passes[0], rtol=2e-6, atol=2e-6)
     torch.testing.assert_close(kernel[0].double(), reference[0], rtol=1e-5, atol=1e-5)
-    for name, got, want in zip("xy", kernel[1], passes[1]):
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5, msg=name)
+    for name, got, want, ref in zip("xy", kernel[1], passes[1], reference[1]):
+        # Both float32 paths sum G y_t in different orders (the kernel by rows, the GEMM in blocks):
+        # each is within ~1e-6 of the largest gradient entry of float64, and so of the other.
+        size = ref.abs().max().item()
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=2e-6 * size, msg=name)
+        for path in (got, want):
+            torch.testing.assert_close(path.double(), ref, rtol=1e-5, atol=1e-6 * size, msg=name)
     # The curvature gradient sums terms that cancel: both float32 paths are ~1e-4 off float64.
     torch.testing.assert_close(kernel[1][2], passes[1][2], rtol=1e-4, atol=0)
     for got in (kernel[1][2], passes[1][2]):

@@ -111,7 +111,7 @@ def _check_broadcast(x: Tensor, y: Tensor) -> None:
 
 
 def _sq_norm(x: Tensor) -> Tensor:
-    return (x * x).sum(-1)
+    return torch.linalg.vecdot(x, x)  # one pass where (x * x).sum(-1) writes the products first
 
 
 def _norm(x: Tensor) -> Tensor:

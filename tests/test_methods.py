@@ -469,6 +469,9 @@ def test_argent_norm_regulariser():
     assert float(norm_regulariser(outside, curv=c, min_radius=K, margin=margin)) == 0.0
     inside = torch.tensor([[0.05, 0.0], [0.0, 0.1]])
     close(norm_regulariser(inside, curv=c, min_radius=K, margin=margin), ((0.3 - 0.05) + (0.3 - 0.1)) / 2, 1e-6)
+    # Several parents (of unequal rows): the mean over all their rows, as of their concatenation.
+    close(norm_regulariser([inside, outside[:1]], curv=c, min_radius=K, margin=margin),
+          ((0.3 - 0.05) + (0.3 - 0.1) + 0.0) / 3, 1e-6)
     # Parents (texts, box texts, box images) far outside -> the term vanishes in the loss too.
     emb = hand_batch(B=3, seed=11)
     for key in ("text", "text_box", "image_box"):

@@ -22,7 +22,7 @@ that is **our choice**, each piece a named, swappable function or config key:
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -69,16 +69,17 @@ def chordal_dist(x: Tensor, y: Tensor, *, curv) -> Tensor:
     :func:`hyplib.lorentz.dist` floors ``acosh``'s argument at ``1 + eps``, so it returns about
     ``sqrt(2 eps)/sqrt(c)`` (1e-3 in float32) for identical points; this form does not, which
     is what a weight that must vanish on identical pairs needs. ``x_t - y_t`` is computed as
-    ``(x - y).(x + y) / (x_t + y_t)`` to avoid cancellation. Used without gradients.
+    ``(|x|^2 - |y|^2) / (x_t + y_t)`` to avoid cancellation (as :func:`hyplib.lorentz.dist`).
+    Used without gradients.
     """
     # Half precision would overflow |x - y|^2 for norms beyond ~250 (float16).
     x, y = as_float(x), as_float(y)
     c = torch.as_tensor(curv, dtype=x.dtype, device=x.device)
     diff = x - y
-    time_sum = lorentz.time_component(x, curv=curv) + lorentz.time_component(y, curv=curv)
-    dt = (diff * (x + y)).sum(-1) / time_sum
+    sq_x, sq_y = torch.linalg.vecdot(x, x), torch.linalg.vecdot(y, y)
+    dt = (sq_x - sq_y) / (torch.sqrt(1.0 / c + sq_x) + torch.sqrt(1.0 / c + sq_y))
     # The difference of two hyperboloid points is spacelike; rounding can make it slightly not.
-    sq = torch.clamp((diff * diff).sum(-1) - dt * dt, min=0.0)
+    sq = torch.clamp(torch.linalg.vecdot(diff, diff) - dt * dt, min=0.0)
     return 2.0 * torch.asinh(0.5 * c.sqrt() * sq.sqrt()) / c.sqrt()
 
 
@@ -97,14 +98,20 @@ def adaptive_entailment(parent: Tensor, child: Tensor, *, curv, sigma: float, fn
     return weight * lorentz.exterior_angle(parent, child, curv=curv)
 
 
-def norm_regulariser(parents: Tensor, *, curv, min_radius: float = 0.1, margin: float = 0.1) -> Tensor:
+def norm_regulariser(parents: Tensor | Sequence[Tensor], *, curv, min_radius: float = 0.1,
+                     margin: float = 0.1) -> Tensor:
     """Keep parents (N, D) outside the norm boundary where the aperture saturates; ().
+
+    ``parents`` is one (N, D) tensor or several (N_k, D), whose rows are averaged together (no
+    concatenated copy of the coordinates is made).
 
     .. math:: R = \\mathrm{mean}\\max(0, 2K/\\sqrt{c} + m - |x|)
     """
-    parents = as_float(parents)  # squared coordinates overflow float16 beyond norms of ~250
-    boundary = 2.0 * min_radius / torch.as_tensor(curv, dtype=parents.dtype, device=parents.device).sqrt()
-    return F.relu(boundary + margin - parents.norm(dim=-1)).mean()
+    parts = [parents] if isinstance(parents, Tensor) else list(parents)
+    # as_float: squared coordinates overflow float16 beyond norms of ~250.
+    norms = torch.cat([torch.linalg.vector_norm(as_float(p), dim=-1) for p in parts])
+    boundary = 2.0 * min_radius / torch.as_tensor(curv, dtype=norms.dtype, device=norms.device).sqrt()
+    return F.relu(boundary + margin - norms).mean()
 
 
 class ARGENT(Method):
@@ -149,9 +156,8 @@ class ARGENT(Method):
         entail = hierarchical_entailment(emb, lambda p, c, kind: weight[kind] * adaptive_entailment(
             p, c, curv=curv, sigma=sigma[kind], fn=cfg["weight_fn"]))
         parent_keys = list(dict.fromkeys(p for p, _, _ in HIERARCHY_PAIRS))
-        parents = torch.cat([getattr(emb, k) for k in parent_keys])
-        norm_reg = norm_regulariser(parents, curv=curv, min_radius=cfg["min_radius"],
-                                    margin=cfg["norm_margin"])
+        norm_reg = norm_regulariser([getattr(emb, k) for k in parent_keys], curv=curv,
+                                    min_radius=cfg["min_radius"], margin=cfg["norm_margin"])
         loss = (contrastive["contrastive"] + cfg["entail_weight"] * entail["entailment"]
                 + cfg["norm_weight"] * norm_reg)
         return {"loss": loss, "logs": log_terms(**contrastive, **entail, norm_regulariser=norm_reg)}

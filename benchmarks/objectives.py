@@ -15,7 +15,9 @@ logits can go under, since each entry needs at least one logarithm.
 
 The C kernels of :mod:`hyplib.native` run where they are built: PHyCLIP's l1 distance
 (``product_dist``), the Lorentz all-pairs distance's elementwise passes (``lorentz_dist``: MERU,
-HyCoCLIP, ARGENT) and the all-pairs exterior angle's (``pairwise_angle``: ATMG). The rows
+HyCoCLIP, ARGENT), the all-pairs exterior angle's (``pairwise_angle``: ATMG) and the paired
+exterior angle's coordinate passes (``paired_angle``: the entailment terms of MERU, HyCoCLIP and
+ARGENT). The rows
 ``meru:torch``, ``atmg:torch`` and ``phyclip:torch`` time the same objectives with every kernel
 turned off (the PyTorch paths) for comparison. GEMM FLOPs are those of the formulation, counted
 on the PyTorch path (the kernels' multiply-adds are invisible to the counter).
@@ -40,13 +42,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hyplib import methods, native
 from hyplib.methods import Embeddings
-from hyplib.native import lorentz_dist, pairwise_angle, product_dist
+from hyplib.native import lorentz_dist, paired_angle, pairwise_angle, product_dist
 from hyplib.training.compiled import compile_method
 
 #: Rows timed on the PyTorch path, every C kernel turned off.
 TORCH_PATH = "torch"
 #: The C kernels the objectives use, by name.
-NATIVE_KERNELS = {"product_dist": product_dist, "lorentz_dist": lorentz_dist, "pairwise_angle": pairwise_angle}
+NATIVE_KERNELS = {"product_dist": product_dist, "lorentz_dist": lorentz_dist, "pairwise_angle": pairwise_angle,
+                  "paired_angle": paired_angle}
 
 
 def make_embeddings(method, batch: int, dim: int, seed: int = 0) -> Embeddings:

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from hyplib.native import lorentz_dist as _native_dist
+from hyplib.native import paired_angle as _native_paired
 from hyplib.native import pairwise_angle as _native_angle
 
 __all__ = [
@@ -484,19 +485,29 @@ class _ExteriorAngle(torch.autograd.Function):
     The angle depends on ``x`` and ``y`` through ``|x|``, ``|y|`` and theta only, with
     ``d cos / dx = r / (|x||y|)`` (and ``y`` with ``x``'s part orthogonal to ``y``) and
     ``d sin^2 = -2 cos d cos``, so each gradient is two passes: ``a x + b r``. Autograd through
-    the same formula takes about three times the passes.
+    the same formula takes about three times the passes. For float32 on the CPU, where ``x`` and
+    ``y`` have one shape, the C kernel :mod:`hyplib.native.paired_angle` makes the forward's
+    passes one, and the backward's one.
     """
 
     @staticmethod
     def forward(ctx, x, y, c):
         eps = eps_for(x.dtype)
+        # The C kernel's rows are the pairs: x and y of one shape, which c does not widen.
+        ctx.native = (_native_paired.applies(x, y)
+                      and torch.broadcast_shapes(x.shape[:-1], c.shape) == x.shape[:-1])
+        if ctx.native:
+            sq_x, sq_y, dot, off_sq = _native_paired.sums(x, y, eps * eps).unbind(-1)
+            y_off_x = None
+        else:
+            sq_x, sq_y, dot = torch.linalg.vecdot(x, x), torch.linalg.vecdot(y, y), torch.linalg.vecdot(x, y)
         # Floor the squared norms at eps**2 (as _norm): the angle is undefined at the root.
-        sq_x = torch.clamp(torch.linalg.vecdot(x, x), min=eps * eps)
-        sq_y = torch.clamp(torch.linalg.vecdot(y, y), min=eps * eps)
-        dot = torch.linalg.vecdot(x, y)
+        sq_x, sq_y = torch.clamp(sq_x, min=eps * eps), torch.clamp(sq_y, min=eps * eps)
         u, v = sq_x.sqrt(), sq_y.sqrt()
-        y_off_x = torch.addcmul(y, x, (dot / sq_x).unsqueeze(-1), value=-1.0)
-        parts = _AngleParts(u, v, dot / (u * v), torch.linalg.vecdot(y_off_x, y_off_x) / sq_y, c, eps)
+        if not ctx.native:
+            y_off_x = torch.addcmul(y, x, (dot / sq_x).unsqueeze(-1), value=-1.0)
+            off_sq = torch.linalg.vecdot(y_off_x, y_off_x)
+        parts = _AngleParts(u, v, dot / (u * v), off_sq / sq_y, c, eps)
         ctx.save_for_backward(x, y, c, y_off_x, sq_x, sq_y, dot, parts.sin_sq)
         ctx.eps = eps
         return parts.phi
@@ -511,14 +522,18 @@ class _ExteriorAngle(torch.autograd.Function):
         d_u, d_v, d_cos, d_sin_sq, d_c = _AngleParts(u, v, cos, sin_sq, c, eps).partials()
         along = g * (d_cos - 2.0 * cos * d_sin_sq) / (u * v)            # times d cos / dx (dy) * |x||y|
         # A norm on its floor is a constant: no gradient flows through it.
+        radial_x = torch.where(sq_x > eps * eps, g * d_u / u, 0.0)
+        radial_y = torch.where(sq_y > eps * eps, g * d_v / v, 0.0)
         gx = gy = gc = None
-        if ctx.needs_input_grad[0]:
-            radial = torch.where(sq_x > eps * eps, g * d_u / u, 0.0)
-            gx = torch.addcmul(radial.unsqueeze(-1) * x, y_off_x, along.unsqueeze(-1)).sum_to_size(x.shape)
-        if ctx.needs_input_grad[1]:
-            x_off_y = torch.addcmul(x, y, (dot / sq_y).unsqueeze(-1), value=-1.0)
-            radial = torch.where(sq_y > eps * eps, g * d_v / v, 0.0)
-            gy = torch.addcmul(radial.unsqueeze(-1) * y, x_off_y, along.unsqueeze(-1)).sum_to_size(y.shape)
+        if ctx.native:
+            coef = torch.stack(torch.broadcast_tensors(radial_x, radial_y, along, dot / sq_x, dot / sq_y), -1)
+            gx, gy = _native_paired.combine(x, y, coef, ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        else:
+            if ctx.needs_input_grad[0]:
+                gx = torch.addcmul(radial_x.unsqueeze(-1) * x, y_off_x, along.unsqueeze(-1)).sum_to_size(x.shape)
+            if ctx.needs_input_grad[1]:
+                x_off_y = torch.addcmul(x, y, (dot / sq_y).unsqueeze(-1), value=-1.0)
+                gy = torch.addcmul(radial_y.unsqueeze(-1) * y, x_off_y, along.unsqueeze(-1)).sum_to_size(y.shape)
         if ctx.needs_input_grad[2]:
             gc = (g * d_c).sum_to_size(c.shape) if c.dim() else (g * d_c).sum()
         return gx, gy, gc

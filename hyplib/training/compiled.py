@@ -21,7 +21,7 @@ import warnings
 import torch
 
 from hyplib import lorentz
-from hyplib.native import lorentz_dist, pairwise_angle, product_dist
+from hyplib.native import lorentz_dist, paired_angle, pairwise_angle, product_dist
 from hyplib.training.config import COMPILABLE_TOWERS
 
 __all__ = ["CompiledOrEager", "compile_method", "compile_towers", "keep_hand_written_kernels_eager"]
@@ -66,13 +66,14 @@ def keep_hand_written_kernels_eager() -> None:
         kernel = torch.compiler.disable(lorentz._PairwiseDist.apply)
         kernel._hyplib_eager = True
         lorentz._pairwise_dist_kernel = kernel
-    for module, name in ((pairwise_angle, "angle"), (product_dist, "pairwise_product_dist_l1")):
+    for module, name in ((pairwise_angle, "angle"), (paired_angle, "sums"), (paired_angle, "combine"),
+                         (product_dist, "pairwise_product_dist_l1")):
         entry = getattr(module, name)
         if not getattr(entry, "_hyplib_eager", False):
             entry = torch.compiler.disable(entry)
             entry._hyplib_eager = True
             setattr(module, name, entry)
-    for module in (lorentz_dist, pairwise_angle, product_dist):
+    for module in (lorentz_dist, paired_angle, pairwise_angle, product_dist):
         module.available()
 
 

@@ -130,20 +130,25 @@ def hierarchical_contrastive(emb, distance: Callable[[Tensor, Tensor, Tensor], T
     Args:
         emb: :class:`~hyplib.methods.base.Embeddings` with boxes.
         distance: scaled pairwise distance ``(query (B1, D), candidate (B2, D), scale ()) ->
-            scale * d`` (B1, B2): :func:`hyplib.lorentz.pairwise_dist` applies the scale in its
-            own passes.
+            scale * d`` (B1, B2), symmetric (``distance(a, b) = distance(b, a).T``, as a metric
+            is): :func:`hyplib.lorentz.pairwise_dist` applies the scale in its own passes.
 
     Returns:
         ``{"contrastive_<query>_<candidate>": ()}`` for the four pairs, plus ``"contrastive"``
-        (their mean). The image-text matrix is computed once and serves both directions.
+        (their mean). The image-text matrix is computed once and serves both directions; the
+        box text -> image term runs down the columns of ``distance(image, text_box)``, beside
+        the box image -> text term along the rows of its matrix, so that both box terms are one
+        :func:`symmetric_ce` (no ``cross_entropy``, whose backward writes a zero matrix first).
     """
     neg_s = -emb.logit_scale
     image_text, text_image = symmetric_ce(distance(emb.image, emb.text, neg_s))
+    image_box_text, text_box_image = symmetric_ce(distance(emb.image_box, emb.text, neg_s),
+                                                  distance(emb.image, emb.text_box, neg_s))
     terms = {
         "contrastive_image_text": image_text,
         "contrastive_text_image": text_image,
-        "contrastive_image_box_text": diagonal_ce(distance(emb.image_box, emb.text, neg_s)),
-        "contrastive_text_box_image": diagonal_ce(distance(emb.text_box, emb.image, neg_s)),
+        "contrastive_image_box_text": image_box_text,
+        "contrastive_text_box_image": text_box_image,
     }
     terms["contrastive"] = sum(terms.values()) / 4.0
     return terms

@@ -562,10 +562,11 @@ def _pairwise_angles(x: Tensor, y: Tensor, c: Tensor, ends) -> list[Tensor]:
 
     vectors = [per_point(y_norm, x_norm) if by_column else per_point(x_norm, y_norm) for by_column, _ in ends]
     floor_sq = eps_for(x.dtype)
-    if _native_angle.applies(x):
+    if _native_angle.applies(x) and [by_column for by_column, _ in ends] in ([False], [True], [False, True]):
         prod = torch.bmm(x, y.transpose(-1, -2))
-        return [_native_angle.angle(prod, x_norm, y_norm, *abr, by_column=by_column, floor_sq=floor_sq, scale=scale)
-                for (by_column, scale), abr in zip(ends, vectors)]
+        given = {by_column: (*abr, scale) for (by_column, scale), abr in zip(ends, vectors)}
+        return _native_angle.angles(prod, x_norm, y_norm, at_x=given.get(False), at_y=given.get(True),
+                                    floor_sq=floor_sq)
     cos = torch.bmm(x / x_norm, (y / y_norm.transpose(-1, -2)).transpose(-1, -2))
     # The GEMM's cosines carry a few eps of absolute error, so for (nearly) parallel pairs
     # 1 - cos^2 is noise below ~eps: floor it there. This bounds the angle's gradient by

@@ -87,3 +87,25 @@ def test_kernel_applies_to_float32_cpu_batches_only():
     assert not npa.applies(torch.zeros(1, 3, 4, dtype=torch.float64))
     with npa.turned_off():
         assert not npa.applies(torch.zeros(1, 3, 4)) and not npa.available()
+
+
+@needs_kernel
+@pytest.mark.parametrize("used", [0, 1])
+def test_one_end_of_both_used_matches_the_pytorch_passes(used):
+    """Both ends from one call, the loss reading one of them (the other output gets no gradient)."""
+    x, y, c, weights = (t.float() for t in _points((), 9, 11, 5))
+
+    def grads():
+        leaves = [t.clone().requires_grad_() for t in (x, y, c)]
+        s = torch.tensor(-2.0, requires_grad=True)
+        ends = lorentz.pairwise_exterior_angles(*leaves[:2], curv=leaves[2], scales=(s, 3.0))
+        return torch.autograd.grad((ends[used] * weights).sum(), [*leaves, s], allow_unused=True)
+
+    kernel = grads()
+    with npa.turned_off():
+        passes = grads()
+    for name, got, want in zip(("x", "y", "c", "scale"), kernel, passes):
+        if want is None:
+            assert got is None or not got.abs().max(), name
+        else:
+            torch.testing.assert_close(got, want, rtol=2e-4, atol=1e-5, msg=name)

@@ -1,17 +1,19 @@
-"""The all-pairs exterior angle's elementwise passes on CPU through the C kernel ``pairwise_angle.c``.
+"""The all-pairs exterior angles' elementwise passes on CPU through the C kernel ``pairwise_angle.c``.
 
-:func:`hyplib.lorentz.pairwise_exterior_angle` gets the inner products ``prod`` (N, B1, B2) of
-``x`` and ``y`` from one GEMM, and then the angle at one end of each pair as
+:func:`hyplib.lorentz.pairwise_exterior_angle` and :func:`~hyplib.lorentz.pairwise_exterior_angles`
+get the inner products ``prod`` (N, B1, B2) of ``x`` and ``y`` from one GEMM, and then the angle at
+either end of each pair, or at both, as
 
 .. math:: \\cos = \\frac{\\text{prod}}{|x|\\,|y|},\\quad
           \\text{out} = \\text{scale}\\cdot\\operatorname{atan2}\\big(\\sqrt{\\max(1 - \\cos^2,
           \\text{floor})},\\; a \\cos + b\\,r\\big)
 
 with per-point vectors ``a = sqrt(c) x_t``, ``b = -sqrt(c) |x|`` (of the point the angle is at)
-and ``r = y_t / |y|`` (of the other). Where :func:`applies`, :func:`angle` does this in one pass
-forward and one backward (the gradients for ``prod``, both norms, ``a``, ``b``, ``r`` and the
-scale), instead of autograd's dozen passes through the same formula and the (B, n) passes that
-normalise ``x`` and ``y`` before the GEMM. The kernel's ``atan2`` is within 2 ulp.
+and ``r = y_t / |y|`` (of the other). Where :func:`applies`, :func:`angles` does this in one pass
+forward and one backward (the gradients for ``prod``, both norms, every ``a``, ``b``, ``r`` and
+scale), instead of autograd's dozen passes through the same formula per end and the (B, n)
+passes that normalise ``x`` and ``y`` before the GEMM; both ends read the products once. The
+kernel's ``atan2`` is within 2 ulp.
 """
 from __future__ import annotations
 
@@ -26,11 +28,18 @@ __all__ = ["applies", "available", "turned_off", "unavailable_reason", "angle"]
 
 _i, _f, _p = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
 _KERNEL = native.Kernel("pairwise_angle", {
-    "pairwise_angle_forward": [_i, _i, _i, _p, _p, _p, _p, _p, _p, _i, _f, _f, _p],
-    "pairwise_angle_backward": [_i, _i, _i, _p, _p, _p, _p, _p, _p, _i, _f, _f, _p, _p, _p, _p, _p],
+    "pairwise_angle_forward": [_i, _i, _i, *[_p] * 9, _f, _f, _f, _p, _p],
+    "pairwise_angle_backward": [_i, _i, _i, *[_p] * 9, _f, _f, _f, *[_p] * 7],
 })
 _library = _KERNEL.library
 available, turned_off, unavailable_reason = _KERNEL.available, _KERNEL.turned_off, _KERNEL.unavailable_reason
+
+#: The per-point vectors in the kernel's argument order.
+_VECTORS = ("ix", "iy", "ax", "bx", "rx", "ay", "by", "ry")
+
+
+#: Row sums the backward returns per row, and column sums per column (see pairwise_angle.c).
+_ROW_SUMS, _COL_SUMS = 6, 4
 
 
 def applies(prod: Tensor) -> bool:
@@ -43,87 +52,104 @@ def _flat(v: Tensor, n: int, size: int) -> Tensor:
     return v.expand(n, *v.shape[1:]).reshape(n, size).contiguous()
 
 
-def _forward_pass(prod, ix, iy, a, b, r, by_column: bool, floor_sq: float, factor: float) -> Tensor:
-    """The kernel's forward over contiguous ``prod`` (N, B1, B2) and the flat per-point vectors."""
+def _ptr(t: Tensor | None, m: int):
+    return None if t is None else t[m].data_ptr()
+
+
+def _forward_pass(prod, vectors: dict, scales: tuple[float, float], floor_sq: float, ends: tuple[bool, bool]):
+    """The kernel's forward over contiguous ``prod`` (N, B1, B2) and the flat per-point ``vectors``
+    (``ix iy ax bx rx ay by ry``; an unused end's may be None): the wanted ends' outputs."""
     lib = _library()
     n, b1, b2 = prod.shape
-    out = torch.empty_like(prod)
+    outs = [torch.empty_like(prod) if wanted else None for wanted in ends]
     ranges = native.row_ranges(b1, torch.get_num_threads())
     for m in range(n):
         def rows(_, lo, hi, m=m):
-            lib.pairwise_angle_forward(lo, hi, b2, prod[m].data_ptr(), ix[m].data_ptr(), iy[m].data_ptr(),
-                                       a[m].data_ptr(), b[m].data_ptr(), r[m].data_ptr(), int(by_column), floor_sq,
-                                       factor, out[m].data_ptr())
+            lib.pairwise_angle_forward(lo, hi, b2, prod[m].data_ptr(), *(_ptr(vectors[k], m) for k in _VECTORS),
+                                       *scales, floor_sq, _ptr(outs[0], m), _ptr(outs[1], m))
         native.run_rows(rows, ranges)
-    return out
+    return outs
 
 
-class _PairwiseAngle(torch.autograd.Function):
-    """prod (N, B1, B2), x_norm (N, B1, 1), y_norm (N, 1, B2), a and b (N, B1, 1) or (``by_column``)
-    (N, 1, B2), r the other, scale (0-d or None) -> scale * phi (N, B1, B2)."""
+class _PairwiseAngles(torch.autograd.Function):
+    """prod (N, B1, B2), x_norm (N, B1, 1), y_norm (N, 1, B2); for the angle at x: ax, bx (N, B1, 1),
+    ry (N, 1, B2) and a scale (0-d or None); for the angle at y: ay, by (N, 1, B2), rx (N, B1, 1)
+    and a scale; an end whose vectors are None is not computed. Returns the computed ends' scale *
+    phi (N, B1, B2), at x first."""
 
     @staticmethod
-    def forward(ctx, prod, x_norm, y_norm, a, b, r, by_column, floor_sq, scale):
+    def forward(ctx, prod, x_norm, y_norm, ax, bx, ry, scale_x, ay, by, rx, scale_y, floor_sq):
         n, b1, b2 = prod.shape
-        near, far = (b2, b1) if by_column else (b1, b2)
+        ends = (ax is not None, ay is not None)
         prod_c = prod.contiguous()
-        ix, iy = _flat(1.0 / x_norm, n, b1), _flat(1.0 / y_norm, n, b2)
-        a_f, b_f, r_f = _flat(a, n, near), _flat(b, n, near), _flat(r, n, far)
-        factor = 1.0 if scale is None else float(scale)
-        out = _forward_pass(prod_c, ix, iy, a_f, b_f, r_f, by_column, floor_sq, factor)
-        ctx.save_for_backward(prod_c, ix, iy, a_f, b_f, r_f, out)
-        ctx.by_column, ctx.floor_sq, ctx.factor = by_column, floor_sq, factor
-        ctx.shapes = (x_norm.shape, y_norm.shape, a.shape, b.shape, r.shape)
-        ctx.scale_shape = None if scale is None else scale.shape
-        return out
+        given = {"ix": 1.0 / x_norm, "iy": 1.0 / y_norm, "ax": ax, "bx": bx, "rx": rx, "ay": ay, "by": by, "ry": ry}
+        vectors = {k: None if v is None else _flat(v, n, b2 if k in ("iy", "ay", "by", "ry") else b1)
+                   for k, v in given.items()}
+        scales = tuple(1.0 if s is None else float(s) for s in (scale_x, scale_y))
+        outs = _forward_pass(prod_c, vectors, scales, floor_sq, ends)
+        ctx.save_for_backward(prod_c, *(vectors[k] for k in _VECTORS), *outs)
+        ctx.ends, ctx.scales, ctx.floor_sq = ends, scales, floor_sq
+        ctx.shapes = {k: None if v is None else v.shape for k, v in
+                      {"x_norm": x_norm, "y_norm": y_norm, "ax": ax, "bx": bx, "ry": ry, "scale_x": scale_x,
+                       "ay": ay, "by": by, "rx": rx, "scale_y": scale_y}.items()}
+        return tuple(out for out in outs if out is not None)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, g):
+    def backward(ctx, *grads):
         lib = _library()
-        prod, ix, iy, a_f, b_f, r_f, out = ctx.saved_tensors
+        prod, *saved = ctx.saved_tensors
+        vectors, outs = dict(zip(_VECTORS, saved[:8])), saved[8:]
         n, b1, b2 = prod.shape
-        g = g.to(prod.dtype).contiguous()
-        g_prod = torch.empty_like(prod)
+        wanted = iter(grads)
+        # An output that got no gradient (unused) gets zeros: its end then contributes nothing.
+        gs = [None if not end else (lambda g: torch.zeros_like(prod) if g is None else
+                                    g.to(prod.dtype).contiguous())(next(wanted)) for end in ctx.ends]
         # The scale's gradient, sum g phi, is sum g out / scale; at scale 0 out is 0 and phi is recomputed.
-        needs_scale = ctx.scale_shape is not None and ctx.needs_input_grad[8]
-        read_out = needs_scale and ctx.factor != 0.0
+        needs_scale = [ctx.shapes[k] is not None and ctx.needs_input_grad[i]
+                       for k, i in (("scale_x", 6), ("scale_y", 10))]
+        read_out = [needs and scale != 0.0 for needs, scale in zip(needs_scale, ctx.scales)]
+        g_prod = torch.empty_like(prod)
         ranges = native.row_ranges(b1, torch.get_num_threads())
-        row_sums = prod.new_zeros(n, b1, 4)
-        col_sums = prod.new_zeros(n, len(ranges), 3, b2)                     # one partial per thread
+        row_sums = prod.new_zeros(n, b1, _ROW_SUMS)
+        col_sums = prod.new_zeros(n, len(ranges), _COL_SUMS, b2)                # one partial per thread
         for m in range(n):
             def rows(part, lo, hi, m=m):
-                lib.pairwise_angle_backward(lo, hi, b2, prod[m].data_ptr(), ix[m].data_ptr(), iy[m].data_ptr(),
-                                            a_f[m].data_ptr(), b_f[m].data_ptr(), r_f[m].data_ptr(),
-                                            int(ctx.by_column), ctx.floor_sq, ctx.factor, g[m].data_ptr(),
-                                            out[m].data_ptr() if read_out else None, g_prod[m].data_ptr(),
-                                            row_sums[m].data_ptr(), col_sums[m, part].data_ptr())
+                lib.pairwise_angle_backward(
+                    lo, hi, b2, prod[m].data_ptr(), *(_ptr(vectors[k], m) for k in _VECTORS), *ctx.scales,
+                    ctx.floor_sq, _ptr(gs[0], m), _ptr(gs[1], m),
+                    *(_ptr(outs[e], m) if read_out[e] else None for e in range(2)), g_prod[m].data_ptr(),
+                    row_sums[m].data_ptr(), col_sums[m, part].data_ptr())
             native.run_rows(rows, ranges)
-        cols = col_sums.sum(1)                                                 # (N, 3, B2)
-        rows_, cols_ = row_sums.unsqueeze(-1), cols.unsqueeze(-2)             # (N, B1, 4, 1), (N, 3, 1, B2)
-        if ctx.by_column:
-            g_a, g_b, g_r = cols_[:, 0], cols_[:, 1], rows_[:, :, 0]
-        else:
-            g_a, g_b, g_r = rows_[:, :, 0], rows_[:, :, 1], cols_[:, 0]
-        # d cos / d|x| = -cos / |x|: the kernel's sums of g_cos cos, times -1/|x| = -ix.
-        g_x_norm, g_y_norm = -rows_[:, :, 2] * ix.unsqueeze(-1), -cols_[:, 2] * iy.unsqueeze(-2)
-        g_scale = None
-        if needs_scale:
-            if read_out:
-                g_scale = row_sums[..., 3].sum() / ctx.factor
-            else:
-                g_scale = (g * _forward_pass(prod, ix, iy, a_f, b_f, r_f, ctx.by_column, ctx.floor_sq, 1.0)).sum()
-            g_scale = g_scale.reshape(ctx.scale_shape)
-        shape_x, shape_y, shape_a, shape_b, shape_r = ctx.shapes
-        return (g_prod, g_x_norm.sum_to_size(shape_x), g_y_norm.sum_to_size(shape_y), g_a.sum_to_size(shape_a),
-                g_b.sum_to_size(shape_b), g_r.sum_to_size(shape_r), None, None, g_scale)
+        rows_, cols_ = row_sums.unsqueeze(-1), col_sums.sum(1).unsqueeze(-2)  # (N, B1, 6, 1), (N, 4, 1, B2)
+        # d cos / d|x| = -cos / |x|: the kernel's sums of g_cos cos, times -1/|x|.
+        per_input = {"x_norm": -rows_[:, :, 3] * vectors["ix"].unsqueeze(-1),
+                     "y_norm": -cols_[:, 3] * vectors["iy"].unsqueeze(-2),
+                     "ax": rows_[:, :, 0], "bx": rows_[:, :, 1], "ry": cols_[:, 0],
+                     "ay": cols_[:, 1], "by": cols_[:, 2], "rx": rows_[:, :, 2]}
+        for e, key in enumerate(("scale_x", "scale_y")):
+            if needs_scale[e]:
+                if read_out[e]:
+                    total = row_sums[..., 4 + e].sum() / ctx.scales[e]
+                else:
+                    unit = _forward_pass(prod, vectors, (1.0, 1.0), ctx.floor_sq, (e == 0, e == 1))[e]
+                    total = (gs[e] * unit).sum()
+                per_input[key] = total.reshape(ctx.shapes[key])
+        out = {k: None if ctx.shapes[k] is None or k not in per_input else
+               (per_input[k] if k.startswith("scale") else per_input[k].sum_to_size(ctx.shapes[k]))
+               for k in ctx.shapes}
+        return (g_prod, out["x_norm"], out["y_norm"], out["ax"], out["bx"], out["ry"], out["scale_x"],
+                out["ay"], out["by"], out["rx"], out["scale_y"], None)
 
 
-def angle(prod: Tensor, x_norm: Tensor, y_norm: Tensor, a: Tensor, b: Tensor, r: Tensor, *, by_column: bool,
-          floor_sq: float, scale: Tensor | None = None) -> Tensor:
-    """``scale * atan2(sqrt(max(1 - cos^2, floor_sq)), a cos + b r)`` (N, B1, B2), ``cos = prod /
-    (x_norm y_norm)``, with gradients for every tensor; ``x_norm`` broadcasts as (N, B1, 1) and
-    ``y_norm`` as (N, 1, B2); ``a`` and ``b`` as (N, B1, 1) and ``r`` as (N, 1, B2), or with
-    ``by_column`` the other way round (the angle at the column's point); ``scale`` is a 0-d tensor
-    or None (1). Needs :func:`applies`."""
-    return _PairwiseAngle.apply(prod, x_norm, y_norm, a, b, r, by_column, floor_sq, scale)
+def angles(prod: Tensor, x_norm: Tensor, y_norm: Tensor, *, at_x=None, at_y=None, floor_sq: float) -> list[Tensor]:
+    """``scale * atan2(sqrt(max(1 - cos^2, floor_sq)), a cos + b r)`` (N, B1, B2) with ``cos = prod /
+    (x_norm y_norm)``, at each end given, with gradients for every tensor: ``at_x = (ax, bx, ry,
+    scale)`` for the angle at ``x_i`` (``ax``, ``bx`` broadcasting as (N, B1, 1), ``ry`` as (N, 1,
+    B2)), ``at_y = (ay, by, rx, scale)`` for the angle at ``y_j`` (``ay``, ``by`` (N, 1, B2), ``rx``
+    (N, B1, 1)); ``x_norm`` broadcasts as (N, B1, 1) and ``y_norm`` as (N, 1, B2); a scale is a 0-d
+    tensor or None (1). Returns the given ends' outputs, at x first. Needs :func:`applies`."""
+    if at_x is None and at_y is None:
+        raise ValueError("angles needs at_x, at_y or both")
+    none = (None, None, None, None)
+    return list(_PairwiseAngles.apply(prod, x_norm, y_norm, *(at_x or none), *(at_y or none), floor_sq))

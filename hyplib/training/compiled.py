@@ -66,7 +66,7 @@ def keep_hand_written_kernels_eager() -> None:
         kernel = torch.compiler.disable(lorentz._PairwiseDist.apply)
         kernel._hyplib_eager = True
         lorentz._pairwise_dist_kernel = kernel
-    for module, name in ((pairwise_angle, "angle"), (paired_angle, "sums"), (paired_angle, "combine"),
+    for module, name in ((pairwise_angle, "angles"), (paired_angle, "sums"), (paired_angle, "combine"),
                          (product_dist, "pairwise_product_dist_l1")):
         entry = getattr(module, name)
         if not getattr(entry, "_hyplib_eager", False):

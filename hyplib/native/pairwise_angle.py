@@ -24,7 +24,7 @@ from torch import Tensor
 
 from hyplib import native
 
-__all__ = ["applies", "available", "turned_off", "unavailable_reason", "angle"]
+__all__ = ["applies", "available", "turned_off", "unavailable_reason", "angles"]
 
 _i, _f, _p = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
 _KERNEL = native.Kernel("pairwise_angle", {

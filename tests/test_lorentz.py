@@ -222,12 +222,17 @@ def test_gradcheck_float64(fn):
     assert torch.autograd.gradcheck(lambda a, b, c: fn(a, b, curv=c), (x, y, curv))
 
 
-def test_pairwise_dist_scale_gradcheck_and_value():
-    g = torch.Generator().manual_seed(8)
+def _scaled_pairwise_leaves(seed):
+    """x (3, 4), y (5, 4), curvature 0.7 and scale -3, float64 leaves for the ``scale=`` tests."""
+    g = torch.Generator().manual_seed(seed)
     x = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
     y = torch.randn(5, 4, generator=g, dtype=torch.float64, requires_grad=True)
     curv = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
-    scale = torch.tensor(-3.0, dtype=torch.float64, requires_grad=True)
+    return x, y, curv, torch.tensor(-3.0, dtype=torch.float64, requires_grad=True)
+
+
+def test_pairwise_dist_scale_gradcheck_and_value():
+    x, y, curv, scale = _scaled_pairwise_leaves(8)
     assert torch.autograd.gradcheck(lambda a, b, c, s: L.pairwise_dist(a, b, curv=c, scale=s), (x, y, curv, scale))
     torch.testing.assert_close(L.pairwise_dist(x, y, curv=curv, scale=scale),
                                scale * L.pairwise_dist(x, y, curv=curv), rtol=1e-14, atol=0)
@@ -236,11 +241,7 @@ def test_pairwise_dist_scale_gradcheck_and_value():
 
 
 def test_pairwise_exterior_angle_scale_gradcheck_and_value():
-    g = torch.Generator().manual_seed(9)
-    x = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
-    y = torch.randn(5, 4, generator=g, dtype=torch.float64, requires_grad=True)
-    curv = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
-    scale = torch.tensor(-3.0, dtype=torch.float64, requires_grad=True)
+    x, y, curv, scale = _scaled_pairwise_leaves(9)
     assert torch.autograd.gradcheck(lambda a, b, c, s: L.pairwise_exterior_angle(a, b, curv=c, scale=s),
                                     (x, y, curv, scale))
     assert torch.autograd.gradcheck(lambda a, b, c, s: L.pairwise_exterior_angles(a, b, curv=c, scales=(s, 2 * s)),

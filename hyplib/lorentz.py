@@ -112,12 +112,12 @@ def _check_broadcast(x: Tensor, y: Tensor) -> None:
 
 
 def _sq_norm(x: Tensor) -> Tensor:
-    return torch.linalg.vecdot(x, x)  # one pass where (x * x).sum(-1) writes the products first
+    return torch.linalg.vecdot(x, x)  # the products and sum of (x * x).sum(-1), as one call
 
 
 def _norm(x: Tensor) -> Tensor:
     # Floor at eps: the norm's gradient is undefined at exactly zero (and its reciprocals infinite).
-    # vector_norm is one pass each way, where sqrt(sum(x * x)) is three forward and four backward.
+    # vector_norm's forward is one pass (sqrt(sum(x * x)) takes three) and its backward three, not four.
     return torch.linalg.vector_norm(x, dim=-1).clamp_min(eps_for(x.dtype))
 
 

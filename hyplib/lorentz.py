@@ -117,7 +117,7 @@ def _sq_norm(x: Tensor) -> Tensor:
 
 def _norm(x: Tensor) -> Tensor:
     # Floor at eps: the norm's gradient is undefined at exactly zero (and its reciprocals infinite).
-    # vector_norm's forward is one pass (sqrt(sum(x * x)) takes three) and its backward three, not four.
+    # vector_norm's forward is one pass over x, where sqrt(sum(x * x)) writes x * x first.
     return torch.linalg.vector_norm(x, dim=-1).clamp_min(eps_for(x.dtype))
 
 

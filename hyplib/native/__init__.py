@@ -31,8 +31,12 @@ import tempfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["Kernel", "load", "usable", "turned_off", "unavailable_reason", "cache_dir", "row_ranges",
+if TYPE_CHECKING:
+    from torch import Tensor
+
+__all__ = ["Kernel", "load", "usable", "turned_off", "unavailable_reason", "cache_dir", "data_ptr", "row_ranges",
            "run_rows", "COMPILE_FLAGS"]
 
 SOURCE_DIR = Path(__file__).resolve().parent
@@ -161,6 +165,13 @@ class Kernel:
     def unavailable_reason(self) -> str | None:
         """Why :meth:`available` is False (None when it is True or was not asked)."""
         return unavailable_reason(self.name)
+
+
+def data_ptr(t: Tensor | None, index: int | None = None) -> int | None:
+    """The address of ``t`` (or of ``t[index]``) for a kernel's argument; None (NULL) for None."""
+    if t is None:
+        return None
+    return (t if index is None else t[index]).data_ptr()
 
 
 def row_ranges(rows: int, threads: int, align: int = 1) -> list[tuple[int, int]]:

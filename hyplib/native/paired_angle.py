@@ -61,6 +61,6 @@ def combine(x: Tensor, y: Tensor, coef: Tensor, want_x: bool = True, want_y: boo
     gx = torch.empty_like(xr) if want_x else None
     gy = torch.empty_like(yr) if want_y else None
     native.run_rows(lambda _, lo, hi: lib.paired_angle_backward(
-        lo, hi, n, xr.data_ptr(), yr.data_ptr(), c.data_ptr(), None if gx is None else gx.data_ptr(),
-        None if gy is None else gy.data_ptr()), native.row_ranges(rows, torch.get_num_threads()))
+        lo, hi, n, xr.data_ptr(), yr.data_ptr(), c.data_ptr(), native.data_ptr(gx), native.data_ptr(gy)),
+        native.row_ranges(rows, torch.get_num_threads()))
     return (None if gx is None else gx.reshape(x.shape)), (None if gy is None else gy.reshape(y.shape))

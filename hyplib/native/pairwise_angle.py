@@ -34,6 +34,9 @@ _KERNEL = native.Kernel("pairwise_angle", {
 _library = _KERNEL.library
 available, turned_off, unavailable_reason = _KERNEL.available, _KERNEL.turned_off, _KERNEL.unavailable_reason
 
+#: A tensor's (or its m-th matrix's) address for the kernel (None -> NULL).
+_ptr = native.data_ptr
+
 #: The per-point vectors in the kernel's argument order.
 _VECTORS = ("ix", "iy", "ax", "bx", "rx", "ay", "by", "ry")
 
@@ -50,10 +53,6 @@ def applies(prod: Tensor) -> bool:
 def _flat(v: Tensor, n: int, size: int) -> Tensor:
     """A per-row or per-column vector broadcastable to (N, B1, B2) as a contiguous (N, size) copy."""
     return v.expand(n, *v.shape[1:]).reshape(n, size).contiguous()
-
-
-def _ptr(t: Tensor | None, m: int):
-    return None if t is None else t[m].data_ptr()
 
 
 def _forward_pass(prod, vectors: dict, scales: tuple[float, float], floor_sq: float, ends: tuple[bool, bool]):
@@ -101,10 +100,13 @@ class _PairwiseAngles(torch.autograd.Function):
         prod, *saved = ctx.saved_tensors
         vectors, outs = dict(zip(_VECTORS, saved[:8])), saved[8:]
         n, b1, b2 = prod.shape
-        wanted = iter(grads)
-        # An output that got no gradient (unused) gets zeros: its end then contributes nothing.
-        gs = [None if not end else (lambda g: torch.zeros_like(prod) if g is None else
-                                    g.to(prod.dtype).contiguous())(next(wanted)) for end in ctx.ends]
+        # grads has one entry per computed end; an output that got no gradient (unused) gets
+        # zeros, so that its end contributes nothing.
+        wanted, gs = iter(grads), []
+        for computed in ctx.ends:
+            g = next(wanted) if computed else None
+            gs.append(None if not computed else torch.zeros_like(prod) if g is None
+                      else g.to(prod.dtype).contiguous())
         # The scale's gradient, sum g phi, is sum g out / scale; at scale 0 out is 0 and phi is recomputed.
         needs_scale = [ctx.shapes[k] is not None and ctx.needs_input_grad[i]
                        for k, i in (("scale_x", 6), ("scale_y", 10))]

@@ -52,8 +52,8 @@ def _prepared(x: Tensor, y: Tensor, c: Tensor):
     return xt, yt, y.transpose(1, 2).contiguous()
 
 
-def _ptr(t: Tensor | None) -> int | None:
-    return None if t is None else t.data_ptr()
+#: A tensor's address for the kernel (None -> NULL).
+_ptr = native.data_ptr
 
 
 class _ProductDistL1(torch.autograd.Function):

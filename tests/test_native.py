@@ -62,6 +62,7 @@ def _relative(a, b):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_kernel_matches_float64_reference(b1, b2, k, d, threads, monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    monkeypatch.setattr(native, "MIN_ENTRIES_PER_THREAD", 1)  # split even these small cases
     _assert_kernel_matches_reference(b1, b2, k, d)
 
 
@@ -213,6 +214,31 @@ def test_build_is_cached_reused_and_keyed_by_the_source(monkeypatch, tmp_path):
     assert native.load("tiny").twice(21) == 42
 
 
+def test_full_vector_width_only_on_x86_with_avx512():
+    avx512 = "flags\t\t: fpu sse2 avx2 fma avx512f avx512dq"
+    assert native.vector_flags(avx512, "x86_64") == ("-mprefer-vector-width=512",)
+    assert native.vector_flags("flags\t\t: fpu sse2 avx2 fma avx512_vnni", "x86_64") == ()  # not avx512f
+    assert native.vector_flags("flags\t\t: fpu sse2 avx2 fma", "x86_64") == ()
+    assert native.vector_flags("Features\t: fp asimd sve", "aarch64") == ()
+    assert native.vector_flags(avx512, "aarch64") == ()
+
+
+def test_the_build_passes_this_cpus_vector_flags(monkeypatch, tmp_path):
+    """The flags reach the compiler, and they are in the cache key: a changed flag builds anew."""
+    source_dir = tmp_path / "src"
+    source_dir.mkdir()
+    (source_dir / "width.c").write_text("int width(void) {\n#ifdef MARKED\nreturn 512;\n#else\nreturn 256;\n"
+                                        "#endif\n}\n")
+    monkeypatch.setattr(native, "SOURCE_DIR", source_dir)
+    monkeypatch.setenv("HYPLIB_NATIVE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(native, "vector_flags", lambda: ())
+    plain = native._build("width")
+    monkeypatch.setattr(native, "vector_flags", lambda: ("-DMARKED",))
+    marked = native._build("width")
+    assert plain != marked
+    assert ctypes.CDLL(str(plain)).width() == 256 and ctypes.CDLL(str(marked)).width() == 512
+
+
 @needs_kernel
 @pytest.mark.slow
 def test_loading_the_kernel_leaves_float_denormals_alone():
@@ -221,6 +247,15 @@ def test_loading_the_kernel_leaves_float_denormals_alone():
             "t = torch.tensor([1e-39], dtype=torch.float32); print(float(t * 1.0))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert float(out) > 0.0
+
+
+def test_threads_for_gives_each_thread_enough_entries(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    per = native.MIN_ENTRIES_PER_THREAD
+    assert [native.threads_for(n) for n in (0, 1, per - 1, per, 2 * per - 1, 2 * per, 3 * per, 100 * per)] == \
+        [1, 1, 1, 1, 1, 2, 3, 4]
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert native.threads_for(100 * per) == 1
 
 
 def test_row_ranges_cover_every_row_once_in_whole_tiles():

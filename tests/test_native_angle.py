@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from hyplib import lorentz
+from hyplib import lorentz, native
 from hyplib.native import pairwise_angle as npa
 
 needs_kernel = pytest.mark.skipif(not npa.available(), reason=f"C kernel unavailable: {npa.unavailable_reason()}")
@@ -46,6 +46,7 @@ def _both_angles(x, y, c, weights, scale=None):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_kernel_matches_the_pytorch_passes_and_float64(lead, b1, b2, scale, threads, monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    monkeypatch.setattr(native, "MIN_ENTRIES_PER_THREAD", 1)  # split even these small cases
     x, y, c, weights = _points(lead, b1, b2, 6)
     as32 = [t.float() for t in (x, y, c, weights)]
     kernel = _both_angles(*as32, scale)

@@ -42,7 +42,7 @@ def forward(z: Tensor, x_term: Tensor, y_term: Tensor, factor: Tensor, floor: fl
     n, b1, b2 = z.shape
     out = torch.empty_like(z)
     scales = factor.tolist()
-    ranges = native.row_ranges(b1, torch.get_num_threads())
+    ranges = native.row_ranges(b1, native.threads_for(b1 * b2))
     for m in range(n):
         def rows(_, lo, hi, m=m):
             lib.lorentz_dist_forward(lo, hi, b2, z[m].data_ptr(), x_term[m].data_ptr(), y_term[m].data_ptr(),
@@ -61,7 +61,7 @@ def backward(z: Tensor, g: Tensor, x_t: Tensor, y_t: Tensor, inv_sqrt_c: Tensor,
     lib = _library()
     n, b1, b2 = z.shape
     G = torch.empty_like(z)
-    ranges = native.row_ranges(b1, torch.get_num_threads())
+    ranges = native.row_ranges(b1, native.threads_for(b1 * b2))
     rows_t = torch.empty(n, b1, dtype=z.dtype)
     cols_t = torch.zeros(n, len(ranges), b2, dtype=z.dtype)               # one partial per thread
     sums = torch.zeros(n, len(ranges), 2, dtype=torch.float64)

@@ -47,7 +47,7 @@ def sums(x: Tensor, y: Tensor, floor_sq: float) -> Tensor:
     out = torch.empty(rows, 4, dtype=x.dtype)
     native.run_rows(lambda _, lo, hi: lib.paired_angle_forward(lo, hi, n, xr.data_ptr(), yr.data_ptr(), floor_sq,
                                                                out.data_ptr()),
-                    native.row_ranges(rows, torch.get_num_threads()))
+                    native.row_ranges(rows, native.threads_for(rows * n)))
     return out.reshape(*x.shape[:-1], 4)
 
 
@@ -62,5 +62,5 @@ def combine(x: Tensor, y: Tensor, coef: Tensor, want_x: bool = True, want_y: boo
     gy = torch.empty_like(yr) if want_y else None
     native.run_rows(lambda _, lo, hi: lib.paired_angle_backward(
         lo, hi, n, xr.data_ptr(), yr.data_ptr(), c.data_ptr(), native.data_ptr(gx), native.data_ptr(gy)),
-        native.row_ranges(rows, torch.get_num_threads()))
+        native.row_ranges(rows, native.threads_for(rows * n)))
     return (None if gx is None else gx.reshape(x.shape)), (None if gy is None else gy.reshape(y.shape))

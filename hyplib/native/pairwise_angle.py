@@ -61,7 +61,7 @@ def _forward_pass(prod, vectors: dict, scales: tuple[float, float], floor_sq: fl
     lib = _library()
     n, b1, b2 = prod.shape
     outs = [torch.empty_like(prod) if wanted else None for wanted in ends]
-    ranges = native.row_ranges(b1, torch.get_num_threads())
+    ranges = native.row_ranges(b1, native.threads_for(b1 * b2))
     for m in range(n):
         def rows(_, lo, hi, m=m):
             lib.pairwise_angle_forward(lo, hi, b2, prod[m].data_ptr(), *(_ptr(vectors[k], m) for k in _VECTORS),
@@ -112,7 +112,7 @@ class _PairwiseAngles(torch.autograd.Function):
                        for k, i in (("scale_x", 6), ("scale_y", 10))]
         read_out = [needs and scale != 0.0 for needs, scale in zip(needs_scale, ctx.scales)]
         g_prod = torch.empty_like(prod)
-        ranges = native.row_ranges(b1, torch.get_num_threads())
+        ranges = native.row_ranges(b1, native.threads_for(b1 * b2))
         row_sums = prod.new_zeros(n, b1, _ROW_SUMS)
         col_sums = prod.new_zeros(n, len(ranges), _COL_SUMS, b2)                # one partial per thread
         for m in range(n):

@@ -18,7 +18,7 @@ With the kernel's sums (``rows``, ``cols``, ``sums``: see the C file) and per fa
           - \\tfrac12\\Big(\\sum_i \\frac{(H y_t)_i}{x_{t,i}} + \\sum_j \\frac{(H^T x_t)_j}{y_{t,j}}\\Big)\\Big]
 
 (``W = g/k``, ``da/dc = a/c - (y_t/x_t + x_t/y_t)/(2c)``). Rows are split over
-``torch.get_num_threads()`` Python threads; ctypes releases the GIL during each call.
+:func:`hyplib.native.threads_for` Python threads; ctypes releases the GIL during each call.
 """
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ class _ProductDistL1(torch.autograd.Function):
             lib.product_dist_l1_forward(k, b1, b2, d, _ptr(x), _ptr(xt), _ptr(yT), _ptr(yt), _ptr(c),
                                         _ptr(weight), floor, lo, hi, _ptr(out))
 
-        native.run_rows(rows, native.row_ranges(b1, torch.get_num_threads(), TILE_ROWS))
+        native.run_rows(rows, native.row_ranges(b1, native.threads_for(k * b1 * b2), TILE_ROWS))
         ctx.save_for_backward(x, y, c)
         return out
 
@@ -86,7 +86,7 @@ class _ProductDistL1(torch.autograd.Function):
         xt, yt, yT = _prepared(x, y, c)
         g = g.to(x.dtype).contiguous()
         with_log = int(ctx.needs_input_grad[2])
-        ranges = native.row_ranges(b1, torch.get_num_threads(), TILE_ROWS)
+        ranges = native.row_ranges(b1, native.threads_for(k * b1 * b2), TILE_ROWS)
         row_sums = x.new_zeros(k, b1, d + 1)
         col_sums = x.new_zeros(len(ranges), k, d + 1, b2)       # one partial per thread
         scalar_sums = torch.zeros(len(ranges), k, 2, dtype=torch.float64)

@@ -11,7 +11,11 @@ counted by ``torch.utils.flop_counter``) as a ratio to CLIP's: HyCoCLIP, ARGENT 
 build three (B, B) logit matrices where CLIP builds one, so their GEMMs alone cost about 3x
 CLIP's whole objective. For PHyCLIP it also times one ``log`` pass over its per-factor
 distances (3 matrices x k x B x B entries): a floor no implementation of the product-distance
-logits can go under, since each entry needs at least one logarithm.
+logits can go under, since each entry needs at least one logarithm. Its last line times the
+kernel again built with its ``log`` as the identity: the rest of its work (the per-factor dot
+products, square roots and the backward's contractions), in units of the same floor. With a
+learnable curvature the forward and the backward each take one logarithm per entry, so the
+kernel's own lower bound is two floors plus that rest.
 
 The C kernels of :mod:`hyplib.native` run where they are built: PHyCLIP's l1 distance
 (``product_dist``), the Lorentz all-pairs distance's elementwise passes (``lorentz_dist``: MERU,
@@ -126,6 +130,31 @@ def log_pass(entries: int):
     return call
 
 
+def build_without_log():
+    """The product-distance kernel built with ``-DHYPLIB_LOG_IS_IDENTITY`` (its ``log`` returns its
+    argument, so every other part of its work stays), declared; None where the build fails."""
+    import ctypes
+
+    try:
+        return product_dist._KERNEL.declare(ctypes.CDLL(str(native._build("product_dist",
+                                                                          ("-DHYPLIB_LOG_IS_IDENTITY",)))))
+    except (OSError, RuntimeError) as exc:
+        print(f"(no ablation build of product_dist: {exc})")
+        return None
+
+
+def with_library(module, library, call):
+    """``call`` run with ``module``'s kernel library swapped for ``library``."""
+    def swapped():
+        saved = module._library
+        module._library = lambda: library
+        try:
+            call()
+        finally:
+            module._library = saved
+    return swapped
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=1024)
@@ -167,12 +196,21 @@ def main(argv=None) -> None:
           f"(target <= {args.floor_target:g}: {'ok' if ratio <= args.floor_target else 'MISS'})")
     print(f"phyclip:{TORCH_PATH} (PyTorch path) = {results[f'phyclip:{TORCH_PATH}'] / floor:.2f}x the floor")
     d = methods.get("phyclip").defaults["d"]
-    one = time_round_robin({"distance": distance_call(args.batch, k, d),
-                            "floor": log_pass(k * args.batch * args.batch)}, args.reps)
+    distance = distance_call(args.batch, k, d)
+    one_calls = {"distance": distance, "floor": log_pass(k * args.batch * args.batch)}
+    without_log = build_without_log() if kernels["product_dist"] else None
+    if without_log is not None:
+        one_calls["without log"] = with_library(product_dist, without_log, distance)
+    one = time_round_robin(one_calls, args.reps)
     alone, one_floor = one["distance"], one["floor"]
     print(f"phyclip distance alone: one ({args.batch}, {args.batch}) matrix forward + backward = "
           f"{1000 * alone:.1f} ms = {alone / one_floor:.2f}x one log pass over its {k} x {args.batch} x {args.batch} "
           f"entries ({'C kernel' if kernels['product_dist'] else 'PyTorch path'})")
+    if without_log is not None:
+        rest = one["without log"]
+        print(f"  the same kernel built with its log as the identity (all its other work) = {1000 * rest:.1f} ms = "
+              f"{rest / one_floor:.2f}x; so its two logs per entry (the forward's and the backward's, for the "
+              f"curvature) cost {(alone - rest) / one_floor:.2f}x")
 
 
 def table(seconds: dict[str, float], flops: dict[str, int], target: float) -> list[str]:

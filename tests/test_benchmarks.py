@@ -53,6 +53,38 @@ def test_objectives_run_prints_the_pytorch_paths_and_the_floors(capsys):
     assert "phyclip:torch (PyTorch path) =" in out
     assert ("(C kernel)" in out) == product_dist.available()
     assert ("product_dist built" in out) == product_dist.available()
+    assert ("built with its log as the identity" in out) == product_dist.available()
+
+
+def test_the_ablation_build_replaces_only_the_log():
+    """objectives.py's build without the log: the forward gives sum_f w_f (v + sqrt(v^2 - 1)),
+    v = max(a, 1 + eps), where the real kernel gives sum_f w_f log of that (checked in float64)."""
+    from hyplib import lorentz
+    from hyplib.lorentz import eps_for
+    from hyplib.native import product_dist
+
+    if not product_dist.available():
+        pytest.skip(f"C kernel unavailable: {product_dist.unavailable_reason()}")
+    objectives = _load("objectives")
+    library = objectives.build_without_log()
+    g = torch.Generator().manual_seed(3)
+    k, b1, b2, d = 3, 19, 21, 8
+    x, y = (0.4 * torch.randn(k, n, d, generator=g) for n in (b1, b2))
+    c = torch.tensor([0.5, 1.0, 2.0])
+    xd, yd, cd = x.double(), y.double(), c.double()[:, None, None]
+    xt = lorentz.time_component(xd, curv=cd[..., 0])
+    yt = lorentz.time_component(yd, curv=cd[..., 0])
+    a = cd * (xt[:, :, None] * yt[:, None, :] - xd @ yd.transpose(1, 2))
+    v = a.clamp_min(1.0 + eps_for(torch.float32))
+    inner = v + (v * v - 1.0).sqrt()
+    weight = cd.rsqrt() / k
+    real = product_dist.pairwise_product_dist_l1(x, y, c)
+    torch.testing.assert_close(real.double(), (weight * inner.log()).sum(0), rtol=1e-5, atol=1e-5)
+    ablated = []
+    distance = product_dist.pairwise_product_dist_l1
+    objectives.with_library(product_dist, library, lambda: ablated.append(distance(x, y, c)))()
+    assert product_dist._library() is not library                        # swapped back
+    torch.testing.assert_close(ablated[0].double(), (weight * inner).sum(0), rtol=1e-5, atol=1e-5)
 
 
 def test_train_step_baselines_and_report():

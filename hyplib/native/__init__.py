@@ -14,11 +14,12 @@ Build: ``$CC`` (default ``cc``) with ``-O3 -march=native -ffast-math``: the kern
 vectorise (``sqrtf`` inline, reductions reordered). A kernel calls no libm function (its ``log``
 is its own), so nothing beyond libc is linked. On an x86 CPU with AVX-512 the build adds
 ``-mprefer-vector-width=512`` (:func:`vector_flags`): GCC otherwise vectorises the elementwise
-loops in 256 bits, and the full width took 25% off PHyCLIP's objective and about 5% off the
-others' on an AVX-512 Xeon (``benchmarks/objectives.py``). The link step omits ``-ffast-math``: a shared
-library linked with it would set flush-to-zero for the whole process when loaded. The cache key
-covers the source and the headers, the compiler's version, the flags and the CPU's feature flags (a shared home
-directory on a cluster must not hand one node's ``-march=native`` build to another); the cache
+loops in 256 bits. On an AVX-512 Xeon the full width took 21-25% off PHyCLIP's objective and up
+to 11% off the others' (both builds timed round-robin in one process, 2 threads). The link step
+omits ``-ffast-math``: a shared library linked with it would set flush-to-zero for the whole
+process when loaded. The cache key covers the source and the headers, the compiler's version,
+the flags and the CPU's feature flags (a shared home directory on a cluster must not hand one
+node's ``-march=native`` build to another); the cache
 is ``$HYPLIB_NATIVE_CACHE``, else ``$XDG_CACHE_HOME/hyplib/native`` (``~/.cache/...``).
 Concurrent builds (two workflow jobs) write to temporary names and rename atomically.
 """

@@ -169,6 +169,11 @@ class Kernel:
         """The loaded kernel (built on the first call), or None where :func:`usable` is None."""
         return self.declare(usable(self.name))
 
+    def variant(self, *extra_flags: str) -> ctypes.CDLL:
+        """A separate build of this kernel with ``extra_flags`` added, loaded and declared, for
+        tests and benchmarks that set it beside the default build; raises where it cannot be built."""
+        return self.declare(ctypes.CDLL(str(_build(self.name, extra_flags))))
+
     def available(self) -> bool:
         """Whether the kernel is built and loaded, and not :meth:`turned_off`."""
         return self.library() is not None

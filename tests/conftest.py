@@ -36,6 +36,18 @@ class _NoNetwork(socket.socket):
         raise RuntimeError(f"tests must run offline; attempted connection to {address!r}")
 
 
+@pytest.fixture
+def kernel_threads(monkeypatch):
+    """``kernel_threads(n)``: the C kernels of hyplib.native split every call over ``n`` threads,
+    the tests' small calls included (below MIN_ENTRIES_PER_THREAD they would run in one range)."""
+    from hyplib import native
+
+    def split_over(threads: int) -> None:
+        monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+        monkeypatch.setattr(native, "MIN_ENTRIES_PER_THREAD", 1)
+    return split_over
+
+
 @pytest.fixture(autouse=True)
 def _block_network(monkeypatch):
     """Everything must work offline: any non-loopback connection fails the test."""

@@ -60,9 +60,8 @@ def _relative(a, b):
     (20, 40, 3, 3),       # a dimension without a specialised loop
 ])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_kernel_matches_float64_reference(b1, b2, k, d, threads, monkeypatch):
-    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
-    monkeypatch.setattr(native, "MIN_ENTRIES_PER_THREAD", 1)  # split even these small cases
+def test_kernel_matches_float64_reference(b1, b2, k, d, threads, kernel_threads):
+    kernel_threads(threads)
     _assert_kernel_matches_reference(b1, b2, k, d)
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from hyplib import lorentz, native
+from hyplib import lorentz
 from hyplib.native import pairwise_angle as npa
 
 needs_kernel = pytest.mark.skipif(not npa.available(), reason=f"C kernel unavailable: {npa.unavailable_reason()}")
@@ -44,9 +44,8 @@ def _both_angles(x, y, c, weights, scale=None):
 @pytest.mark.parametrize("lead, b1, b2, scale", [((), 37, 53, None), ((2,), 5, 300, -7.5), ((), 1, 7, 0.0),
                                                  ((3,), 8, 1, 2.5)])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_kernel_matches_the_pytorch_passes_and_float64(lead, b1, b2, scale, threads, monkeypatch):
-    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
-    monkeypatch.setattr(native, "MIN_ENTRIES_PER_THREAD", 1)  # split even these small cases
+def test_kernel_matches_the_pytorch_passes_and_float64(lead, b1, b2, scale, threads, kernel_threads):
+    kernel_threads(threads)
     x, y, c, weights = _points(lead, b1, b2, 6)
     as32 = [t.float() for t in (x, y, c, weights)]
     kernel = _both_angles(*as32, scale)

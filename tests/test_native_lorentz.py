@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hyplib import lorentz, native
+from hyplib import lorentz
 from hyplib.lorentz import eps_for
 from hyplib.native import lorentz_dist as nld
 
@@ -35,9 +35,8 @@ def _value_and_grads(x, y, c, weights, scale=None):
 @needs_kernel
 @pytest.mark.parametrize("lead, b1, b2, scale", [((), 37, 53, None), ((2,), 5, 300, -7.5), ((), 64, 64, 0.0)])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_kernel_matches_the_pytorch_passes_and_float64(lead, b1, b2, scale, threads, monkeypatch):
-    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
-    monkeypatch.setattr(native, "MIN_ENTRIES_PER_THREAD", 1)  # split even these small cases
+def test_kernel_matches_the_pytorch_passes_and_float64(lead, b1, b2, scale, threads, kernel_threads):
+    kernel_threads(threads)
     x, y, c, weights = _points(lead, b1, b2, 6)
     as32 = [t.float() for t in (x, y, c, weights)]
     kernel = _value_and_grads(*as32, scale)

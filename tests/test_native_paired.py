@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from hyplib import lorentz, native
+from hyplib import lorentz
 from hyplib.native import paired_angle as npa
 
 needs_kernel = pytest.mark.skipif(not npa.available(), reason=f"C kernel unavailable: {npa.unavailable_reason()}")
@@ -38,9 +38,8 @@ def _angle_and_grads(x, y, c, weights):
 @needs_kernel
 @pytest.mark.parametrize("lead, n", [((37,), 53), ((2, 300), 6), ((1,), 7), ((5,), 1), ((64,), 512)])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_kernel_matches_the_pytorch_passes_and_float64(lead, n, threads, monkeypatch):
-    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
-    monkeypatch.setattr(native, "MIN_ENTRIES_PER_THREAD", 1)  # split even these small cases
+def test_kernel_matches_the_pytorch_passes_and_float64(lead, n, threads, kernel_threads):
+    kernel_threads(threads)
     x, y, c, weights = _pairs(lead, n)
     as32 = [t.float() for t in (x, y, c, weights)]
     kernel = _angle_and_grads(*as32)

@@ -19,8 +19,8 @@ to 11% off the others' (both builds timed round-robin in one process, 2 threads)
 omits ``-ffast-math``: a shared library linked with it would set flush-to-zero for the whole
 process when loaded. The cache key covers the source and the headers, the compiler's version,
 the flags and the CPU's feature flags (a shared home directory on a cluster must not hand one
-node's ``-march=native`` build to another); the cache
-is ``$HYPLIB_NATIVE_CACHE``, else ``$XDG_CACHE_HOME/hyplib/native`` (``~/.cache/...``).
+node's ``-march=native`` build to another); the cache is ``$HYPLIB_NATIVE_CACHE``, else
+``$XDG_CACHE_HOME/hyplib/native`` (``~/.cache/...``).
 Concurrent builds (two workflow jobs) write to temporary names and rename atomically.
 """
 from __future__ import annotations

@@ -324,6 +324,57 @@ def test_hycoclip_all_terms_hand_built():
     assert sum(expected[k] > 0 for k in expected if k.startswith("entail")) >= 3
 
 
+def test_per_pair_values_in_pair_order_at_least_float32():
+    from hyplib.methods.terms import HIERARCHY_PAIRS, per_pair
+
+    values = {"inter": 0.7, "intra": 1.2}
+    for points, shape, dtype in ((torch.zeros(4, 5, 3, dtype=torch.bfloat16), (4, 1), torch.float32),
+                                 (torch.zeros(4, 5, 2, 3, dtype=F64), (4, 1, 1), F64)):
+        eta = per_pair(values, points)
+        assert eta.shape == shape and eta.dtype == dtype
+        expected = torch.tensor([values[kind] for _, _, kind in HIERARCHY_PAIRS], dtype=dtype)
+        assert torch.equal(eta.flatten(), expected)   # a bfloat16 0.7 would be 0.69921875
+    assert [kind for _, _, kind in HIERARCHY_PAIRS] == ["inter", "inter", "intra", "intra"]
+
+
+@pytest.mark.parametrize("name", ["hycoclip", "argent", "phyclip"])
+def test_stacked_entailment_gradients_equal_four_separate_pairs(name):
+    """The four pairs in one stacked call: the same terms and gradients as one call per pair."""
+    from hyplib import product
+    from hyplib.methods.argent import adaptive_entailment
+    from hyplib.methods.terms import HIERARCHY_PAIRS, entailment_violation
+
+    cfg = {"k": 2, "d": 3} if name == "phyclip" else {}
+    method, without = methods.get(name, entail_weight=1.0, **cfg), methods.get(name, entail_weight=0.0, **cfg)
+    emb = hand_batch(B=5, D=6 if name == "phyclip" else 3, seed=21, curv=0.8)
+    curv = torch.tensor([0.8, 1.7], dtype=F64) if name == "phyclip" else emb.curv
+    leaves = [t.clone().requires_grad_() for t in (emb.image, emb.text, emb.image_box, emb.text_box, curv)]
+    keys = ["image", "text", "image_box", "text_box"]
+    d = method.defaults
+
+    def per_pair_term(p, c, kind):
+        if name == "argent":
+            return d[f"weight_{kind}"] * adaptive_entailment(p, c, curv=leaves[4], sigma=d[f"sigma_{kind}"]).mean()
+        if name == "phyclip":
+            p, c = product.split(p, 2), product.split(c, 2)
+        return entailment_violation(p, c, curv=leaves[4], eta=d[f"eta_{kind}"], min_radius=d["min_radius"]).mean()
+
+    separate = 0.5 * sum(per_pair_term(leaves[keys.index(p)], leaves[keys.index(c)], kind)
+                         for p, c, kind in HIERARCHY_PAIRS)
+    expected = torch.autograd.grad(separate, leaves)
+
+    def loss(m):
+        return m.loss(Embeddings(leaves[0], leaves[1], leaves[4], emb.logit_scale, leaves[2], leaves[3]))
+
+    out = loss(method)
+    assert float(out["logs"]["entailment"]) > 0.1          # some pairs outside their cones
+    close(out["logs"]["entailment"], separate.detach(), 1e-13)
+    # The entailment term's gradient: the loss's with it (weight 1) minus the loss's without it.
+    for got, rest, want in zip(torch.autograd.grad(out["loss"], leaves),
+                               torch.autograd.grad(loss(without)["loss"], leaves), expected):
+        torch.testing.assert_close(got - rest, want, rtol=1e-10, atol=1e-13)
+
+
 def test_hycoclip_boxes_are_never_candidates():
     emb = hand_batch(B=3, seed=4)
     base = methods.get("hycoclip").loss(emb)["logs"]

@@ -30,30 +30,30 @@ from torch import Tensor
 
 from hyplib import lorentz
 from hyplib.methods.base import HYPERBOLIC_DEFAULTS, Embeddings, Method, as_float, log_terms
-from hyplib.methods.terms import HIERARCHY_PAIRS, hierarchical_contrastive, hierarchical_entailment
+from hyplib.methods.terms import HIERARCHY_PAIRS, hierarchical_contrastive, hierarchical_entailment, per_pair
 
 __all__ = ["ARGENT", "WEIGHT_FUNCTIONS", "adaptive_weight", "adaptive_entailment", "chordal_dist",
            "norm_regulariser"]
 
 
-def _exp_weight(d: Tensor, sigma: float) -> Tensor:
+def _exp_weight(d: Tensor, sigma: float | Tensor) -> Tensor:
     """.. math:: h(d) = 1 - e^{-d/\\sigma}"""
     return -torch.expm1(-d / sigma)
 
 
-def _tanh_weight(d: Tensor, sigma: float) -> Tensor:
+def _tanh_weight(d: Tensor, sigma: float | Tensor) -> Tensor:
     """.. math:: h(d) = \\tanh(d/\\sigma)"""
     return torch.tanh(d / sigma)
 
 
-def _linear_weight(d: Tensor, sigma: float) -> Tensor:
+def _linear_weight(d: Tensor, sigma: float | Tensor) -> Tensor:
     """.. math:: h(d) = \\min(1, d/\\sigma)"""
     # Saturate at 1: far pairs get full weight, never more.
     return torch.clamp(d / sigma, max=1.0)
 
 
 #: Named weight functions ``h(d, sigma)``: 0 at ``d = 0``, increasing, tending to 1.
-WEIGHT_FUNCTIONS: dict[str, Callable[[Tensor, float], Tensor]] = {
+WEIGHT_FUNCTIONS: dict[str, Callable[[Tensor, float | Tensor], Tensor]] = {
     "exp": _exp_weight,
     "tanh": _tanh_weight,
     "linear": _linear_weight,
@@ -83,13 +83,13 @@ def chordal_dist(x: Tensor, y: Tensor, *, curv) -> Tensor:
     return 2.0 * torch.asinh(0.5 * c.sqrt() * sq.sqrt()) / c.sqrt()
 
 
-def adaptive_weight(parent: Tensor, child: Tensor, *, curv, sigma: float, fn: str = "exp") -> Tensor:
+def adaptive_weight(parent: Tensor, child: Tensor, *, curv, sigma: float | Tensor, fn: str = "exp") -> Tensor:
     """Detached pair weight ``h(d(p, q))`` (...,): 0 for identical pairs, -> 1 for far ones."""
     with torch.no_grad():
         return WEIGHT_FUNCTIONS[fn](chordal_dist(parent, child, curv=curv), sigma)
 
 
-def adaptive_entailment(parent: Tensor, child: Tensor, *, curv, sigma: float, fn: str = "exp") -> Tensor:
+def adaptive_entailment(parent: Tensor, child: Tensor, *, curv, sigma: float | Tensor, fn: str = "exp") -> Tensor:
     """Per-pair adaptive entailment (B,): weight times exterior angle, no aperture term.
 
     .. math:: A(p, q) = h(d(p, q))\\,\\phi(p, q)
@@ -153,8 +153,8 @@ class ARGENT(Method):
         contrastive = hierarchical_contrastive(emb, lambda a, b, s: lorentz.pairwise_dist(a, b, curv=curv, scale=s))
         sigma = {"inter": cfg["sigma_inter"], "intra": cfg["sigma_intra"]}
         weight = {"inter": cfg["weight_inter"], "intra": cfg["weight_intra"]}
-        entail = hierarchical_entailment(emb, lambda p, c, kind: weight[kind] * adaptive_entailment(
-            p, c, curv=curv, sigma=sigma[kind], fn=cfg["weight_fn"]))
+        entail = hierarchical_entailment(emb, lambda p, c: per_pair(weight, p) * adaptive_entailment(
+            p, c, curv=curv, sigma=per_pair(sigma, p), fn=cfg["weight_fn"]))
         parent_keys = list(dict.fromkeys(p for p, _, _ in HIERARCHY_PAIRS))
         norm_reg = norm_regulariser([getattr(emb, k) for k in parent_keys], curv=curv,
                                     min_radius=cfg["min_radius"], margin=cfg["norm_margin"])

@@ -5,7 +5,7 @@ from torch import Tensor
 
 from hyplib import lorentz
 from hyplib.methods.base import HYPERBOLIC_DEFAULTS, Embeddings, Method, log_terms
-from hyplib.methods.terms import entailment_violation, hierarchical_contrastive, hierarchical_entailment
+from hyplib.methods.terms import entailment_violation, hierarchical_contrastive, hierarchical_entailment, per_pair
 
 __all__ = ["HyCoCLIP"]
 
@@ -43,8 +43,8 @@ class HyCoCLIP(Method):
         contrastive = hierarchical_contrastive(emb, lambda a, b, s: lorentz.pairwise_dist(a, b, curv=curv, scale=s))
         eta = {"inter": self.defaults["eta_inter"], "intra": self.defaults["eta_intra"]}
         min_radius = self.defaults["min_radius"]
-        entail = hierarchical_entailment(emb, lambda p, c, kind: entailment_violation(
-            p, c, curv=curv, eta=eta[kind], min_radius=min_radius))
+        entail = hierarchical_entailment(emb, lambda p, c: entailment_violation(
+            p, c, curv=curv, eta=per_pair(eta, p), min_radius=min_radius))
         loss = contrastive["contrastive"] + self.defaults["entail_weight"] * entail["entailment"]
         return {"loss": loss, "logs": log_terms(**contrastive, **entail)}
 

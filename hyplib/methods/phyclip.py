@@ -6,7 +6,7 @@ from torch import Tensor
 from hyplib import product
 from hyplib.methods.base import HYPERBOLIC_DEFAULTS, Embeddings, Method, log_terms
 from hyplib.methods.fused import pairwise_product_dist
-from hyplib.methods.terms import entailment_violation, hierarchical_contrastive, hierarchical_entailment
+from hyplib.methods.terms import entailment_violation, hierarchical_contrastive, hierarchical_entailment, per_pair
 
 __all__ = ["PHyCLIP", "SCORES"]
 
@@ -84,9 +84,13 @@ class PHyCLIP(Method):
             product.split(a, k), product.split(b, k), curv=curv, how=cfg["how"]))
         eta = {"inter": cfg["eta_inter"], "intra": cfg["eta_intra"]}
         factor_curv = product.factor_curv(curv, k, emb.image)
-        entail = hierarchical_entailment(emb, lambda p, c, kind: entailment_violation(
-            product.split(p, k), product.split(c, k), curv=factor_curv, eta=eta[kind],
-            min_radius=cfg["min_radius"]))
+
+        def violation(parents: Tensor, children: Tensor) -> Tensor:
+            parents = product.split(parents, k)
+            return entailment_violation(parents, product.split(children, k), curv=factor_curv,
+                                        eta=per_pair(eta, parents), min_radius=cfg["min_radius"])
+
+        entail = hierarchical_entailment(emb, violation)
         loss = contrastive["contrastive"] + cfg["entail_weight"] * entail["entailment"]
         return {"loss": loss, "logs": log_terms(**contrastive, **entail)}
 

@@ -115,6 +115,40 @@ def test_gpu_table_overheads_against_the_right_baseline():
     assert rows["clip+boxes"][1:] == ["200.0", "2.00", "clip", "+100.0%"]  # a baseline: no goal, no verdict
 
 
+def test_launches_counts_operators_and_views_apart():
+    launches = _load("launches")
+    x = torch.randn(3, 4, requires_grad=True)
+    computing, views = launches.count_operators(lambda: (x * 2.0 + 1.0).t().sum().backward())
+    # forward: mul, add, t (a view), sum; backward: the seed gradient (ones_like), sum's expand and
+    # t's t (views), mul's mul, and the first gradient stored into x.grad (a detach: a view)
+    assert computing == launches.Counter(mul=2, add=1, sum=1, ones_like=1)
+    assert views == launches.Counter(t=2, expand=1, detach=1)
+    counts = {"clip": (launches.Counter(mul=500), launches.Counter(view=3)),
+              "clip+boxes": (launches.Counter(mul=510), launches.Counter()),
+              "meru": (launches.Counter(mul=800, div=83), launches.Counter()),
+              "hycoclip": (launches.Counter(mul=1000), launches.Counter(view=7))}
+    rows = {line.split()[0]: line.split() for line in launches.table(counts)[1:]}
+    assert rows["meru"][1:] == ["883", "0", "clip", "+383"]
+    assert rows["hycoclip"][1:] == ["1000", "7", "clip+boxes", "+490"]
+    assert rows["clip"][1:] == ["500", "3", "clip"]
+
+
+def test_launches_run_counts_a_step_with_the_kernels_off(capsys, monkeypatch):
+    launches = _load("launches")
+    from hyplib import native
+
+    seen = []
+    real = launches.count_operators
+    monkeypatch.setattr(launches, "count_operators",
+                        lambda fn: seen.append(native.usable("lorentz_dist")) or real(fn))
+    assert launches.main(["--methods", "meru", "--top", "3"]) == 0
+    assert seen == [None, None]                      # clip and meru, both on the PyTorch path
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("clip ", "meru "))}
+    assert int(rows["meru"][4]) == int(rows["meru"][1]) - int(rows["clip"][1]) > 100
+    assert "meru, beyond clip: mul" in out
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given when CUDA is absent")
 def test_gpu_without_cuda_exits_with_a_message(capsys):
     assert _load("gpu").main([]) == 2

@@ -15,7 +15,9 @@ loss, backward, AdamW, clamps) after two warm-up steps, with the C kernels off
 The counts are an estimate of a GPU's: autocast casts a slightly different list of operators on
 each device, and AdamW may be a fused kernel there; both are the same for every method, so the
 difference from the baseline (CLIP, or CLIP trained with boxes for the box methods, as in
-``benchmarks/gpu.py``) is what this measures. ``--top N`` lists the N operators a method adds most.
+``benchmarks/gpu.py``) is what this measures. They include the curvature checks
+(``lorentz._check_curv``, three operators a call), which run on CPU tensors only. ``--top N``
+lists the N operators a method adds most.
 """
 from __future__ import annotations
 

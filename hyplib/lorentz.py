@@ -434,6 +434,22 @@ class _AngleParts:
     d phi / d(u, v, cos, sin_sq, c) with ``sin_sq`` held fixed in the ``cos`` partial.
     """
 
+    #: What :meth:`partials` reads: kept from the forward for the backward, in this order.
+    FIELDS = ("u", "v", "cos", "sin_sq", "c", "floored", "sin", "positive", "one_minus_cos", "x_t", "y_t",
+              "gap_x", "gap_y", "sqrt_c", "inner", "coincident", "cos_part")
+
+    def saved(self) -> tuple[Tensor, ...]:
+        """The tensors of :data:`FIELDS`, for ``ctx.save_for_backward``."""
+        return tuple(getattr(self, name) for name in self.FIELDS)
+
+    @classmethod
+    def restored(cls, tensors) -> _AngleParts:
+        """The parts :meth:`saved` returned, without computing them again."""
+        parts = cls.__new__(cls)
+        for name, tensor in zip(cls.FIELDS, tensors, strict=True):
+            setattr(parts, name, tensor)
+        return parts
+
     def __init__(self, u: Tensor, v: Tensor, cos: Tensor, sin_sq: Tensor, c: Tensor, eps: float):
         self.u, self.v, self.cos, self.sin_sq, self.c = u, v, cos, sin_sq, c
         self.floored = sin_sq <= eps * eps
@@ -508,18 +524,19 @@ class _ExteriorAngle(torch.autograd.Function):
             y_off_x = torch.addcmul(y, x, (dot / sq_x).unsqueeze(-1), value=-1.0)
             off_sq = torch.linalg.vecdot(y_off_x, y_off_x)
         parts = _AngleParts(u, v, dot / (u * v), off_sq / sq_y, c, eps)
-        ctx.save_for_backward(x, y, c, y_off_x, sq_x, sq_y, dot, parts.sin_sq)
+        # The parts are kept rather than computed again: on a GPU that is some 40 launches fewer.
+        ctx.save_for_backward(x, y, y_off_x, sq_x, sq_y, dot, *parts.saved())
         ctx.eps = eps
         return parts.phi
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
-        x, y, c, y_off_x, sq_x, sq_y, dot, sin_sq = ctx.saved_tensors
+        x, y, y_off_x, sq_x, sq_y, dot, *fields = ctx.saved_tensors
         eps = ctx.eps
-        u, v = sq_x.sqrt(), sq_y.sqrt()
-        cos = dot / (u * v)
-        d_u, d_v, d_cos, d_sin_sq, d_c = _AngleParts(u, v, cos, sin_sq, c, eps).partials()
+        parts = _AngleParts.restored(fields)
+        u, v, cos, c = parts.u, parts.v, parts.cos, parts.c
+        d_u, d_v, d_cos, d_sin_sq, d_c = parts.partials()
         along = g * (d_cos - 2.0 * cos * d_sin_sq) / (u * v)            # times d cos / dx (dy) * |x||y|
         # A norm on its floor is a constant: no gradient flows through it.
         radial_x = torch.where(sq_x > eps * eps, g * d_u / u, 0.0)
